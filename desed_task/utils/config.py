@@ -1,0 +1,57 @@
+"""YAML experiment configs: loading, `key.sub=value` command-line overrides, saving next to the logs."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
+    """Read a YAML config and apply `section.key=value` overrides (values parsed as YAML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    with open(path) as f:
+        config = yaml.safe_load(f) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: the top level of a config must be a mapping")
+    return apply_overrides(config, overrides)
+
+
+def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
+    """Return a copy of `config` with each `a.b.c=value` override set; unknown keys are an error."""
+    config = copy.deepcopy(config)
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"override {override!r} must look like section.key=value")
+        dotted, raw_value = override.split("=", 1)
+        keys = dotted.split(".")
+        node = config
+        for depth, key in enumerate(keys[:-1]):
+            if not isinstance(node.get(key), dict):
+                raise KeyError(f"override {override!r}: {'.'.join(keys[:depth + 1])} is not a config section")
+            node = node[key]
+        if keys[-1] not in node:
+            raise KeyError(f"override {override!r}: unknown key {dotted!r} (existing: {sorted(node)})")
+        node[keys[-1]] = yaml.safe_load(raw_value)
+    return config
+
+
+def save_config(config: dict, path: str | Path) -> None:
+    """Write the resolved config (after overrides) so a run can be reproduced from its log folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+
+
+def get_nested(config: dict, dotted: str, default: Any = None) -> Any:
+    """Look up `a.b.c` in a nested dict, returning `default` when any level is missing."""
+    node = config
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return default
+        node = node[key]
+    return node
