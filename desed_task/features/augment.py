@@ -1,0 +1,89 @@
+"""Baseline augmentations of the DCASE task 4 recipe: mixup, frame shift and white noise.
+
+All randomness comes from an optional ``torch.Generator`` so that a seeded call is reproducible.
+"""
+from __future__ import annotations
+
+import torch
+
+MIXUP_LABEL_TYPES = ("soft", "hard")
+
+
+def _beta_sample(alpha: float, beta: float, generator: torch.Generator | None) -> float:
+    """One Beta(alpha, beta) draw from two Gamma draws made with ``generator``."""
+    gammas = torch._standard_gamma(torch.tensor([alpha, beta], dtype=torch.float64), generator=generator)
+    return float(gammas[0] / gammas.sum())
+
+
+@torch.no_grad()
+def mixup(
+    features: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    alpha: float = 0.2,
+    beta: float = 0.2,
+    mixup_label_type: str = "soft",
+    permutation: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    mix_weight: float | None = None,
+):
+    """Mix each item with another item of the batch, as the baseline's ``mixup``.
+
+    One weight ``c ~ Beta(alpha, beta)`` for the whole batch (or ``mix_weight`` when given) and
+    ``mixed = c * x + (1 - c) * x[permutation]`` with a random permutation unless given. Targets:
+    ``soft`` -> ``clamp(c * t + (1 - c) * t[perm], 0, 1)``; ``hard`` -> ``clamp(t + t[perm], 0, 1)``.
+    Returns ``mixed`` or ``(mixed, mixed_targets)`` when targets are given.
+    """
+    if mixup_label_type not in MIXUP_LABEL_TYPES:
+        raise ValueError(f"mixup_label_type must be one of {MIXUP_LABEL_TYPES}, got {mixup_label_type!r}")
+    if permutation is None:
+        permutation = torch.randperm(features.shape[0], generator=generator)
+    permutation = permutation.to(features.device)
+    c = _beta_sample(alpha, beta, generator) if mix_weight is None else float(mix_weight)
+    mixed = c * features + (1 - c) * features[permutation]
+    if targets is None:
+        return mixed
+    if mixup_label_type == "soft":
+        mixed_targets = c * targets + (1 - c) * targets[permutation]
+    else:
+        mixed_targets = targets + targets[permutation]
+    return mixed, mixed_targets.clamp(0, 1)
+
+
+def frame_shift(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    net_pooling: int = 4,
+    shift_std: float = 90.0,
+    generator: torch.Generator | None = None,
+):
+    """Roll each item along time by ``int(N(0, shift_std))`` feature frames, as the baseline.
+
+    Labels (at ``1 / net_pooling`` of the feature frame rate) roll by ``shift // net_pooling``
+    (floor division, so a negative shift rounds away from zero, exactly as the baseline).
+    features (B, n_mels, T), labels (B, n_classes, T // net_pooling).
+    """
+    shifts = (torch.randn(features.shape[0], generator=generator, dtype=torch.float64) * shift_std).tolist()
+    shifted, new_labels = [], []
+    for item, item_labels, shift in zip(features, labels, shifts):
+        shift = int(shift)
+        shifted.append(torch.roll(item, shift, dims=-1))
+        new_labels.append(torch.roll(item_labels, shift // net_pooling, dims=-1))
+    return torch.stack(shifted), torch.stack(new_labels)
+
+
+def add_noise(
+    features: torch.Tensor, snrs=(6.0, 30.0), dims=(1, 2), generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Add white noise at an SNR (dB) drawn uniformly per item from ``snrs`` (or fixed if a number).
+
+    The noise std is ``std(features over dims) / 10 ** (snr / 20)``, as the baseline's ``add_noise``.
+    """
+    if isinstance(snrs, (list, tuple)):
+        uniform = torch.rand(features.shape[0], generator=generator).to(features)
+        snr = (snrs[0] - snrs[1]) * uniform + snrs[1]
+        snr = snr.reshape(-1, *([1] * (features.ndim - 1)))
+    else:
+        snr = torch.as_tensor(float(snrs), dtype=features.dtype, device=features.device)
+    sigma = features.std(dim=dims, keepdim=True) / 10 ** (snr / 20)
+    noise = torch.randn(features.shape, generator=generator, dtype=features.dtype).to(features.device)
+    return features + noise * sigma

@@ -1,0 +1,164 @@
+"""CRNN: official layout (parameter count, state-dict names), forward maths, layer chain for IRCT."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from desed_task.nnet import CRNN
+
+NET_CFG = {"dropout": 0.5, "rnn_layers": 2, "n_in_channel": 1, "nclass": 10, "attention": True,
+           "n_RNN_cell": 128, "activation": "glu", "rnn_type": "BGRU", "kernel_size": [3] * 7,
+           "padding": [1] * 7, "stride": [1] * 7, "nb_filters": [16, 32, 64, 128, 128, 128, 128],
+           "pooling": [[2, 2], [2, 2], [1, 2], [1, 2], [1, 2], [1, 2], [1, 2]], "dropout_recurrent": 0}
+
+
+def official_state_dict_keys(n_blocks=7, rnn_layers=2):
+    """The key order of the official CRNN: cnn (Sequential inside CNN), rnn (GRU inside BidirectionalGRU), heads."""
+    keys = []
+    for i in range(n_blocks):
+        keys += [f"cnn.cnn.conv{i}.weight", f"cnn.cnn.conv{i}.bias"]
+        keys += [f"cnn.cnn.batchnorm{i}.{name}" for name in
+                 ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+        keys += [f"cnn.cnn.glu{i}.linear.weight", f"cnn.cnn.glu{i}.linear.bias"]
+    for layer in range(rnn_layers):
+        for suffix in ("", "_reverse"):
+            keys += [f"rnn.rnn.{name}_l{layer}{suffix}" for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    return keys + ["dense.weight", "dense.bias", "dense_softmax.weight", "dense_softmax.bias"]
+
+
+def reference_forward(state, x, softmax_dim=-1, pad_mask=None):
+    """Eval-mode forward of the official CRNN written with functional ops on a state dict."""
+    h = x.transpose(1, 2).unsqueeze(1)
+    pools = [(2, 2), (2, 2)] + [(1, 2)] * 5
+    for i, pool in enumerate(pools):
+        conv, bn, glu = (f"cnn.cnn.{name}{i}." for name in ("conv", "batchnorm", "glu"))
+        h = F.conv2d(h, state[conv + "weight"], state[conv + "bias"], padding=1)
+        h = F.batch_norm(h, state[bn + "running_mean"], state[bn + "running_var"],
+                         state[bn + "weight"], state[bn + "bias"], eps=1e-3)
+        lin = F.linear(h.permute(0, 2, 3, 1), state[glu + "linear.weight"], state[glu + "linear.bias"])
+        h = F.avg_pool2d(lin.permute(0, 3, 1, 2) * torch.sigmoid(h), pool)
+    h = h.squeeze(-1).permute(0, 2, 1)
+    gru = torch.nn.GRU(128, 128, num_layers=2, bidirectional=True, batch_first=True)
+    gru.load_state_dict({k[len("rnn.rnn."):]: v for k, v in state.items() if k.startswith("rnn.rnn.")})
+    h = gru(h)[0]
+    strong = torch.sigmoid(F.linear(h, state["dense.weight"], state["dense.bias"]))
+    sof = F.linear(h, state["dense_softmax.weight"], state["dense_softmax.bias"])
+    if pad_mask is not None:
+        sof = sof.masked_fill(pad_mask.transpose(1, 2), -1e30)
+    sof = torch.softmax(sof, dim=softmax_dim).clamp(1e-7, 1)
+    return strong.transpose(1, 2), (strong * sof).sum(1) / sof.sum(1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    net = CRNN(**NET_CFG)
+    for module in net.modules():  # non-trivial running statistics so eval-mode batch norm is exercised
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def logmels():
+    return torch.randn(3, 128, 64, generator=torch.Generator().manual_seed(1)) * 10
+
+
+def test_parameter_count_and_official_state_dict_names(model):
+    assert sum(p.numel() for p in model.parameters()) == 1_112_420
+    assert list(model.state_dict()) == official_state_dict_keys()
+    assert sum(p.numel() for p in CRNN().parameters()) == 1_112_420  # defaults equal the contract config
+
+
+def test_config_keys_are_checked():
+    with pytest.raises(TypeError):
+        CRNN(**NET_CFG, n_layers_RNN=2)
+    with pytest.raises(ValueError):
+        CRNN(rnn_type="BLSTM")
+    with pytest.raises(ValueError):
+        CRNN(attention_softmax_dim="frames")
+    small = CRNN(**{**NET_CFG, "rnn_layers": 1, "n_RNN_cell": 32, "nclass": 3})
+    gru_names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    assert list(small.state_dict())[-8:-4] == [f"rnn.rnn.{name}_l0_reverse" for name in gru_names]
+    assert small.dense.weight.shape == (3, 64)
+
+
+def test_forward_matches_functional_reference(model, logmels):
+    strong, weak = model(logmels)
+    assert strong.shape == (3, 10, 16) and weak.shape == (3, 10)
+    ref_strong, ref_weak = reference_forward(model.state_dict(), logmels)
+    torch.testing.assert_close(strong, ref_strong)
+    torch.testing.assert_close(weak, ref_weak)
+
+
+def test_pad_mask_as_official(model, logmels):
+    pad_mask = torch.zeros(3, 1, 16, dtype=torch.bool)
+    pad_mask[:, :, 12:] = True
+    _, weak = model(logmels, pad_mask=pad_mask)
+    torch.testing.assert_close(weak, reference_forward(model.state_dict(), logmels, pad_mask=pad_mask)[1])
+    torch.testing.assert_close(model(logmels, pad_mask=pad_mask[:, 0])[1], weak)  # (B, T) masks too
+
+
+def test_attention_softmax_over_time(model, logmels):
+    time_model = CRNN(**NET_CFG, attention_softmax_dim="time").eval()
+    time_model.load_state_dict(model.state_dict())
+    strong, weak = time_model(logmels)
+    h = model.encode(logmels, "l8")
+    weights = torch.softmax(model.dense_softmax(h), dim=1)
+    torch.testing.assert_close(weights.sum(1), torch.ones(3, 10))
+    torch.testing.assert_close(weak, (strong.transpose(1, 2) * weights).sum(1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(weak, reference_forward(model.state_dict(), logmels, softmax_dim=1)[1])
+    assert not torch.allclose(weak, model(logmels)[1])  # the two conventions really differ
+    # over time, padded frames get no weight: the weak output only depends on the valid frames
+    pad_mask = torch.zeros(3, 16, dtype=torch.bool)
+    pad_mask[:, 12:] = True
+    masked_weak = time_model(logmels, pad_mask=pad_mask)[1]
+    w = torch.softmax(model.dense_softmax(h[:, :12]), dim=1)
+    torch.testing.assert_close(masked_weak, (strong.transpose(1, 2)[:, :12] * w).sum(1), atol=1e-5, rtol=0)
+
+
+def test_no_attention_weak_is_mean():
+    net = CRNN(**{**NET_CFG, "attention": False}).eval()
+    assert "dense_softmax.weight" not in net.state_dict()
+    strong, weak = net(torch.randn(2, 128, 32))
+    torch.testing.assert_close(weak, strong.mean(-1))
+
+
+def test_placements_shapes(model, logmels):
+    assert CRNN.PLACEMENTS == ("input",) + tuple(f"l{i}" for i in range(1, 10)) == model.placements
+    shapes = {p: model.encode(logmels, p) for p in CRNN.PLACEMENTS}
+    assert shapes["input"] is logmels
+    assert shapes["l1"].shape == (3, 16, 32, 64) and shapes["l2"].shape == (3, 32, 16, 32)
+    assert shapes["l7"].shape == (3, 128, 16, 1) and shapes["l8"].shape == (3, 16, 256)
+    assert isinstance(shapes["l9"], tuple) and shapes["l9"][0].shape == (3, 10, 16)
+    with pytest.raises(ValueError):
+        model.encode(logmels, "l10")
+
+
+@pytest.mark.parametrize("placement", CRNN.PLACEMENTS)
+def test_encode_then_classify_equals_forward_eval(model, logmels, placement):
+    strong, weak = model.classify(model.encode(logmels, placement), placement)
+    ref_strong, ref_weak = model(logmels)
+    assert torch.allclose(strong, ref_strong) and torch.allclose(weak, ref_weak)
+
+
+@pytest.mark.parametrize("placement", ["input", "l1", "l4", "l7", "l8", "l9"])
+def test_encode_then_classify_equals_forward_train(logmels, placement):
+    torch.manual_seed(3)
+    net = CRNN(**NET_CFG).train()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    torch.manual_seed(10)
+    split = net.classify(net.encode(logmels, placement), placement)
+    net.load_state_dict(state)  # batch norm running statistics moved; restore them
+    torch.manual_seed(10)
+    whole = net(logmels)
+    assert torch.allclose(split[0], whole[0]) and torch.allclose(split[1], whole[1])
+    torch.manual_seed(11)
+    assert not torch.allclose(net(logmels)[0], whole[0])  # dropout is active: the seed matters
+
+
+def test_gradients_reach_first_layer(logmels):
+    net = CRNN(**NET_CFG).train()
+    strong, weak = net(logmels)
+    (strong.mean() + weak.mean()).backward()
+    assert net.cnn.cnn.conv0.weight.grad.abs().sum() > 0
