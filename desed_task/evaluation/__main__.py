@@ -1,0 +1,76 @@
+"""Command line: `python -m desed_task.evaluation --ground_truth GT.tsv --durations DUR.tsv --scores DIR ...`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from desed_task.evaluation.io import (
+    EvaluationInputError, load_detections, load_durations, load_ground_truth, load_operating_points, load_score_tables,
+)
+from desed_task.evaluation.plots import save_psd_roc_plot
+from desed_task.evaluation.report import format_report, sed_report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m desed_task.evaluation", description=__doc__)
+    parser.add_argument("--ground_truth", required=True, help="ground-truth TSV (filename onset offset event_label)")
+    parser.add_argument("--durations", required=True, help="durations TSV (filename duration)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--scores", help="folder of per-clip score TSVs (threshold-independent PSDS)")
+    source.add_argument("--operating_points", help="folder of predictions_th_<X>.tsv detection files (psds_eval PSDS)")
+    source.add_argument("--detections", help="one detection file, TSV or CSV (F1 metrics only)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold for the F1 metrics")
+    parser.add_argument("--out", help="write the report as JSON here")
+    parser.add_argument("--plot", help="write PSD-ROC PNG plots into this folder")
+    parser.add_argument("--bootstrap", type=int, default=0, help="number of bootstrap draws for F1 intervals")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_jobs", type=int, default=1, help="processes for the threshold-independent PSDS")
+    parser.add_argument(
+        "--float_precision", choices=["high", "legacy", "round_trip"], default=None,
+        help="pandas float parser; 'legacy' reproduces figures computed with pandas < 1.3 (DCASE baseline reports)",
+    )
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        ground_truth = load_ground_truth(args.ground_truth, args.float_precision)
+        durations = load_durations(args.durations, args.float_precision)
+        labels = sorted(set(ground_truth["event_label"].dropna()))
+        scores = operating_points = detections = None
+        if args.scores:
+            scores = load_score_tables(args.scores, labels, durations)
+        elif args.operating_points:
+            operating_points = load_operating_points(args.operating_points, labels, durations, args.float_precision)
+        else:
+            detections = load_detections(args.detections, labels, durations, args.float_precision)
+    except EvaluationInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    curves = {}
+    report = sed_report(
+        ground_truth, durations, scores=scores, operating_points=operating_points, detections=detections,
+        threshold=args.threshold, n_bootstrap=args.bootstrap, seed=args.seed, num_jobs=args.num_jobs,
+        curves=curves,
+    )
+    report["seconds"] = time.perf_counter() - start
+    print(format_report(report))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        clean = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in report.items()}
+        Path(args.out).write_text(json.dumps(clean, indent=2))
+    if args.plot:
+        for result in curves.values():
+            save_psd_roc_plot(result, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""F-scores: intersection-based macro F1, collar-based (event) and segment-based F1 (sed_eval), weak F1, bootstrap."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import sed_eval
+
+from desed_task.evaluation.io import audio_id
+
+
+def _events(table: pd.DataFrame) -> pd.DataFrame:
+    events = table[table["event_label"].notna()].copy()
+    events["clip"] = events["filename"].astype(str).map(audio_id)
+    return events[events["offset"] > events["onset"]].reset_index(drop=True)
+
+
+def intersection_f1_macro(
+    detections: pd.DataFrame, ground_truth: pd.DataFrame, durations: dict[str, float],
+    dtc_threshold: float = 0.5, gtc_threshold: float = 0.5, zero_tp_as_nan: bool = False,
+) -> tuple[float, dict[str, float]]:
+    """Intersection-based macro F1 with psds_eval's counting (`PSDSEval.compute_macro_f_score`).
+
+    A detection is a true positive candidate when the summed fraction of it covered by same-class ground
+    truth reaches `dtc_threshold`; a ground-truth event is found when those detections cover `gtc_threshold`
+    of it. Other detections that lie inside their clip are false positives (the cross-trigger threshold does
+    not change the F-score). psds_eval leaves classes without any true positive out of the macro average
+    (their F is NaN); `zero_tp_as_nan=True` reproduces that, the default scores them 0.
+    """
+    gt = _events(ground_truth)
+    det = _events(detections)
+    det["det_id"] = np.arange(len(det))
+    gt["gt_id"] = np.arange(len(gt))
+    labels = sorted(set(gt["event_label"]))
+    pairs = det.merge(gt, on=["clip", "event_label"], suffixes=("_det", "_gt"))
+    pairs = pairs[(pairs["onset_det"] < pairs["offset_gt"]) & (pairs["onset_gt"] < pairs["offset_det"])]
+    overlap = np.minimum(pairs["offset_det"], pairs["offset_gt"]) - np.maximum(pairs["onset_det"], pairs["onset_gt"])
+    pairs = pairs.assign(
+        det_precision=overlap / (pairs["offset_det"] - pairs["onset_det"]),
+        gt_coverage=overlap / (pairs["offset_gt"] - pairs["onset_gt"]),
+    )
+    precision = pairs.groupby("det_id")["det_precision"].sum()
+    relevant = precision.index[precision >= dtc_threshold]
+    coverage = pairs[pairs["det_id"].isin(relevant)].groupby("gt_id")["gt_coverage"].sum()
+    found = gt.loc[coverage.index[coverage >= gtc_threshold]]
+    clip_durations = {audio_id(name): value for name, value in durations.items()}
+    inside = det["clip"].map(clip_durations)
+    false_pos = det[~det["det_id"].isin(relevant) & (det["onset"] < inside) & (det["offset"] > 0)]
+    tp = found["event_label"].value_counts()
+    fp = false_pos["event_label"].value_counts()
+    n_ref = gt["event_label"].value_counts()
+    per_class = {}
+    for label in labels:
+        t, f, n = int(tp.get(label, 0)), int(fp.get(label, 0)), int(n_ref[label])
+        per_class[label] = float("nan") if (t == 0 and zero_tp_as_nan) else 2 * t / (2 * t + (n - t) + f)
+    values = np.array(list(per_class.values()))
+    macro = float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
+    return macro, per_class
+
+
+def _event_lists(table: pd.DataFrame) -> dict[str, list[dict]]:
+    """{filename: [event dicts]} as sed_eval wants them; a clip without events is [{"filename": name}]."""
+    lists: dict[str, list[dict]] = {}
+    for name, onset, offset, label in table[["filename", "onset", "offset", "event_label"]].itertuples(index=False):
+        clip = lists.setdefault(name, [])
+        if isinstance(label, str):
+            clip.append({"filename": name, "onset": onset, "offset": offset, "event_label": label})
+    return {name: events or [{"filename": name}] for name, events in lists.items()}
+
+
+def _summary(metric, labels) -> dict:
+    results = metric.results()
+    overall, average, class_wise = results["overall"], results["class_wise_average"], results["class_wise"]
+    summary = {
+        "f1_micro": overall["f_measure"]["f_measure"],
+        "precision_micro": overall["f_measure"]["precision"],
+        "recall_micro": overall["f_measure"]["recall"],
+        "error_rate_micro": overall["error_rate"]["error_rate"],
+        "substitution_rate_micro": overall["error_rate"]["substitution_rate"],
+        "deletion_rate_micro": overall["error_rate"]["deletion_rate"],
+        "insertion_rate_micro": overall["error_rate"]["insertion_rate"],
+        "f1_macro": average["f_measure"]["f_measure"],
+        "precision_macro": average["f_measure"]["precision"],
+        "recall_macro": average["f_measure"]["recall"],
+        "error_rate_macro": average["error_rate"]["error_rate"],
+        "deletion_rate_macro": average["error_rate"]["deletion_rate"],
+        "insertion_rate_macro": average["error_rate"]["insertion_rate"],
+        "class_wise": {
+            label: {
+                "n_ref": class_wise[label]["count"]["Nref"],
+                "n_sys": class_wise[label]["count"]["Nsys"],
+                "f1": class_wise[label]["f_measure"]["f_measure"],
+                "precision": class_wise[label]["f_measure"]["precision"],
+                "recall": class_wise[label]["f_measure"]["recall"],
+                "error_rate": class_wise[label]["error_rate"]["error_rate"],
+                "deletion_rate": class_wise[label]["error_rate"]["deletion_rate"],
+                "insertion_rate": class_wise[label]["error_rate"]["insertion_rate"],
+            }
+            for label in labels
+        },
+    }
+    return {key: (float(v) if isinstance(v, (int, float, np.floating)) else v) for key, v in summary.items()}
+
+
+def sed_eval_metrics(
+    detections: pd.DataFrame, ground_truth: pd.DataFrame, collar: float = 0.2, percentage_of_length: float = 0.2,
+    segment_length: float = 1.0,
+) -> tuple[dict, dict]:
+    """Collar-based event metrics and segment-based metrics with sed_eval, as the DCASE baseline computes them.
+
+    The evaluated files are those of the ground truth (clips without events included); classes are the union
+    of ground-truth and detected labels. Returns (event_metrics, segment_metrics) summaries.
+    """
+    labels = sorted(set(ground_truth["event_label"].dropna()) | set(detections["event_label"].dropna()))
+    event_metric = sed_eval.sound_event.EventBasedMetrics(
+        event_label_list=labels, t_collar=collar, percentage_of_length=percentage_of_length,
+        empty_system_output_handling="zero_score",
+    )
+    segment_metric = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels, time_resolution=segment_length)
+    reference, estimated = _event_lists(ground_truth), _event_lists(detections)
+    for name in ground_truth["filename"].unique():
+        estimated_events = estimated.get(name, [{"filename": name}])
+        event_metric.evaluate(reference_event_list=reference[name], estimated_event_list=estimated_events)
+        segment_metric.evaluate(reference_event_list=reference[name], estimated_event_list=estimated_events)
+    return _summary(event_metric, labels), _summary(segment_metric, labels)
+
+
+def weak_f1(probabilities, targets, labels, threshold: float = 0.5) -> tuple[float, dict[str, float]]:
+    """Clip-level F1: decisions `probability > threshold` against binary targets, per class and macro (0 when undefined)."""
+    if hasattr(probabilities, "detach"):
+        probabilities = probabilities.detach().cpu().numpy()
+    if hasattr(targets, "detach"):
+        targets = targets.detach().cpu().numpy()
+    predicted = np.asarray(probabilities) > threshold
+    actual = np.asarray(targets) > 0.5
+    tp = (predicted & actual).sum(0)
+    denominator = predicted.sum(0) + actual.sum(0)
+    f1 = np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+    per_class = {label: float(value) for label, value in zip(labels, f1)}
+    return float(f1.mean()), per_class
+
+
+def bootstrap_confidence_interval(
+    metric: Callable[[pd.DataFrame, pd.DataFrame, dict], float], ground_truth: pd.DataFrame,
+    detections: pd.DataFrame, durations: dict[str, float], n_draws: int = 100, seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of `metric(ground_truth, detections, durations)` over clip resamplings.
+
+    Each draw picks as many clips as the ground truth has, with replacement; a clip drawn k times appears
+    k times under distinct names (`b<i>_<name>`) so that metrics treat the copies as separate clips.
+    """
+    rng = np.random.default_rng(seed)
+    clips = ground_truth["filename"].unique()
+    gt_groups = {name: group for name, group in ground_truth.groupby("filename", sort=False)}
+    det_groups = {name: group for name, group in detections.groupby("filename", sort=False)}
+    clip_durations = {audio_id(name): value for name, value in durations.items()}
+    values = []
+    for _ in range(n_draws):
+        drawn = rng.choice(clips, size=len(clips), replace=True)
+        gt_parts, det_parts, draw_durations = [], [], {}
+        for index, name in enumerate(drawn):
+            copy_name = f"b{index}_{name}"
+            draw_durations[copy_name] = clip_durations[audio_id(name)]
+            gt_parts.append(gt_groups[name].assign(filename=copy_name))
+            if name in det_groups:
+                det_parts.append(det_groups[name].assign(filename=copy_name))
+        gt_draw = pd.concat(gt_parts, ignore_index=True)
+        det_draw = pd.concat(det_parts, ignore_index=True) if det_parts else detections.iloc[:0]
+        values.append(metric(gt_draw, det_draw, draw_durations))
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
