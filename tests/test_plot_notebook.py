@@ -1,0 +1,41 @@
+"""plot.ipynb executes headless on the paper's score file and on one written by write_scores."""
+
+import nbclient
+import nbformat
+import pytest
+
+from desed_task.utils.scores import PSDS2_METRIC, load_score_file, write_scores
+
+
+def execute_notebook(repo_root, scores_file, monkeypatch):
+    monkeypatch.setenv("SCORES_FILE", str(scores_file))
+    notebook = nbformat.read(repo_root / "plot.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(repo_root)}}
+    )
+    client.execute()
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    text = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
+    images = [output for output in outputs if "image/png" in output.get("data", {})]
+    return text, images
+
+
+def test_notebook_on_paper_scores(repo_root, anchors, monkeypatch):
+    scores_file = anchors / "irct" / "score.txt"
+    text, images = execute_notebook(repo_root, scores_file, monkeypatch)
+    frame = load_score_file(scores_file)
+    assert len(images) == 2
+    for group in ["default", "irct_t1_l3", "irct_t2_l8", "irct_t2_l9"]:
+        seeds = frame.loc[[f"{group}_{seed}" for seed in (1, 2, 3)], PSDS2_METRIC]
+        assert f"{seeds.mean():.4f}" in text
+        assert f"{seeds.std():.4f}" in text
+    assert f"{frame.loc['probe_h32_l8_3', PSDS2_METRIC]:.4f}" in text
+
+
+def test_notebook_on_a_partial_score_file(repo_root, tmp_path, monkeypatch):
+    scores_file = tmp_path / "scores.txt"
+    write_scores(scores_file, "default_1", {PSDS2_METRIC: 0.41234})
+    write_scores(scores_file, "default_2", {PSDS2_METRIC: 0.43456})
+    text, images = execute_notebook(repo_root, scores_file, monkeypatch)
+    assert f"{(0.41234 + 0.43456) / 2:.4f}" in text
+    assert len(images) == 2
