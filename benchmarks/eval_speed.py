@@ -1,7 +1,8 @@
 """Time of the full evaluation report on the real DESED validation set (1,168 clips).
 
 Threshold-independent path: PSDS1 + PSDS2 (sed_scores_eval algorithm) + all F1s from synthetic score tables
-(156 frames x 10 classes per clip), beside sed_scores_eval's own PSDS time on the same tables. Operating-point
+(156 frames x 10 classes per clip), with its parts (vectorised PSDS, decoding, F1s), beside sed_scores_eval's own
+PSDS time on the same tables. Operating-point
 path: PSDS1 + PSDS2 from the baseline's 50 real detection files + all F1s, beside psds_eval's own time.
 Prints a table and one JSON line. Usage: python benchmarks/eval_speed.py [--anchors ../shared/anchors/desed]
 """
@@ -14,7 +15,10 @@ import pandas as pd
 import sed_scores_eval
 from psds_eval import PSDSEval
 
-from desed_task.evaluation import PSDS1, PSDS2, load_durations, load_ground_truth, load_operating_points, sed_report
+from desed_task.evaluation import (
+    PSDS1, PSDS2, intersection_f1_macro, load_durations, load_ground_truth, load_operating_points, scores_to_detections,
+    sed_eval_metrics, sed_report, threshold_independent_psds,
+)
 from desed_task.evaluation.synthetic import synthetic_score_tables
 
 
@@ -39,6 +43,10 @@ def main():
     report, results["ours_threshold_independent_full_report_s"] = timed(
         lambda: sed_report(ground_truth, durations, scores=scores, num_jobs=args.num_jobs))
     results["psds1_sed_scores_eval"], results["psds2_sed_scores_eval"] = report["psds1_sed_scores_eval"], report["psds2_sed_scores_eval"]
+    _, results["part_psds1_psds2_numpy_s"] = timed(lambda: threshold_independent_psds(scores, ground_truth, durations))
+    detections, results["part_decode_detections_0.5_s"] = timed(lambda: scores_to_detections(scores, [0.5])[0.5])
+    _, results["part_intersection_f1_s"] = timed(lambda: intersection_f1_macro(detections, ground_truth, durations))
+    _, results["part_sed_eval_event_segment_f1_s"] = timed(lambda: sed_eval_metrics(detections, ground_truth))
 
     reference_gt = {k: v for k, v in sed_scores_eval.io.read_ground_truth_events(gt_path).items() if v}
     reference_durations = {k: durations[k + ".wav"] for k in reference_gt}

@@ -29,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", help="write PSD-ROC PNG plots into this folder")
     parser.add_argument("--bootstrap", type=int, default=0, help="number of bootstrap draws for F1 intervals")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num_jobs", type=int, default=1, help="processes for the threshold-independent PSDS")
+    parser.add_argument("--num_jobs", type=int, default=1, help="processes for the sed_scores_eval PSDS backend")
+    parser.add_argument(
+        "--psds_backend", choices=["numpy", "sed_scores_eval"], default="numpy",
+        help="threshold-independent PSDS implementation: vectorised numpy (default) or sed_scores_eval's own loops",
+    )
     parser.add_argument(
         "--float_precision", choices=["high", "legacy", "round_trip"], default=None,
         help="pandas float parser; 'legacy' reproduces figures computed with pandas < 1.3 (DCASE baseline reports)",
@@ -58,7 +62,7 @@ def main(argv=None) -> int:
     report = sed_report(
         ground_truth, durations, scores=scores, operating_points=operating_points, detections=detections,
         threshold=args.threshold, n_bootstrap=args.bootstrap, seed=args.seed, num_jobs=args.num_jobs,
-        curves=curves,
+        curves=curves, psds_backend=args.psds_backend,
     )
     report["seconds"] = time.perf_counter() - start
     print(format_report(report))

@@ -14,9 +14,13 @@ import pandas as pd
 from psds_eval import PSDSEval
 from sed_scores_eval.base_modules import statistics as sse_statistics
 from sed_scores_eval.base_modules.detection import onset_deltas
-from sed_scores_eval.intersection_based.psds import psds as sse_psds
+from sed_scores_eval.base_modules.ground_truth import event_counts_and_durations
+from sed_scores_eval.intersection_based.psds import _single_class_roc_from_intermediate_statistics as sse_single_class_rocs
+from sed_scores_eval.intersection_based.psds import multi_class_psd_roc_from_single_class_psd_rocs as sse_multi_class_roc
+from sed_scores_eval.intersection_based.psds import psds_from_psd_roc
 from sed_scores_eval.intersection_based.intermediate_statistics import statistics_fn as sse_statistics_fn
 
+from desed_task.evaluation.intersection_curves import accumulated_statistics, score_runs
 from desed_task.evaluation.io import audio_id
 
 
@@ -135,36 +139,76 @@ def _fast_acceleration_fn(
     return None, cp_scores, {"fps": deltas_[change_points], "tps": zeros, "cts": cts}
 
 
-def psds_from_scores(
+PSDS_BACKENDS = ("numpy", "sed_scores_eval")
+
+
+def _psd_roc_from_statistics(statistics, events, durations, scenario: PSDSScenario):
+    """sed_scores_eval's PSD-ROC and PSDS from accumulated per-class statistics."""
+    n_ref, t_ref = event_counts_and_durations(events, event_classes=list(statistics))
+    full = {
+        label: (thresholds, {
+            **stats, "n_ref": n_ref[label], "t_ref": t_ref[label],
+            "n_ref_other": {other: n_ref[other] for other in statistics if other != label},
+            "t_ref_other": {other: t_ref[other] for other in statistics if other != label},
+        })
+        for label, (thresholds, stats) in statistics.items()
+    }
+    per_class_rocs = sse_single_class_rocs(
+        full, dataset_duration=sum(durations[clip] for clip in events), alpha_ct=scenario.alpha_ct,
+        unit_of_time="hour", max_efpr=scenario.max_efpr,
+    )
+    tpr, efpr = sse_multi_class_roc(per_class_rocs, alpha_st=scenario.alpha_st, max_efpr=scenario.max_efpr)
+    return PSDSResult(
+        value=float(psds_from_psd_roc(tpr, efpr, scenario.max_efpr)),
+        per_class={name: float(psds_from_psd_roc(y, x, scenario.max_efpr)) for name, (y, x, _) in per_class_rocs.items()},
+        roc=(np.asarray(efpr), np.asarray(tpr)),
+        per_class_rocs={name: (np.asarray(x), np.asarray(y)) for name, (y, x, _) in per_class_rocs.items()},
+        scenario=scenario,
+        flavour="sed_scores_eval",
+    )
+
+
+def threshold_independent_psds(
     scores: dict[str, pd.DataFrame], ground_truth: pd.DataFrame, durations: dict[str, float],
-    scenario: PSDSScenario = PSDS1, num_jobs: int = 1,
-) -> PSDSResult:
-    """Threshold-independent PSDS (sed_scores_eval algorithm) on the clips that have ground-truth events."""
+    scenarios=(PSDS1, PSDS2), backend: str = "numpy", num_jobs: int = 1,
+) -> list[PSDSResult]:
+    """Threshold-independent PSDS of several scenarios (sharing the detection runs) on the clips with events.
+
+    `backend="numpy"` is the vectorised implementation (`intersection_curves`), `"sed_scores_eval"` runs
+    sed_scores_eval's per-clip statistics (with `num_jobs` processes); both give the same statistics.
+    """
+    if backend not in PSDS_BACKENDS:
+        raise ValueError(f"unknown PSDS backend {backend!r}; choose from {PSDS_BACKENDS}")
     events = {clip: clip_events for clip, clip_events in ground_truth_events(ground_truth).items() if clip_events}
+    events = {clip: events[clip] for clip in sorted(events)}
     clip_durations = {audio_id(name): value for name, value in durations.items()}
     missing = sorted(set(events) - set(scores))
     if missing:
         raise ValueError(f"{len(missing)} clips with ground-truth events have no scores, e.g. {missing[:3]}")
-    clip_scores = {clip: scores[clip] for clip in sorted(events)}
-    deltas = sse_statistics.intermediate_statistics_deltas(
-        clip_scores, events, _fast_statistics_fn, acceleration_fn=_fast_acceleration_fn, num_jobs=num_jobs,
-        dtc_threshold=scenario.dtc_threshold, gtc_threshold=scenario.gtc_threshold,
-        cttc_threshold=scenario.cttc_threshold, time_decimals=6,
-    )
-    value, per_class, roc, per_class_rocs = sse_psds(
-        None, events, {clip: clip_durations[clip] for clip in events}, deltas=deltas,
-        dtc_threshold=scenario.dtc_threshold, gtc_threshold=scenario.gtc_threshold,
-        cttc_threshold=scenario.cttc_threshold, alpha_ct=scenario.alpha_ct, alpha_st=scenario.alpha_st,
-        max_efpr=scenario.max_efpr,
-    )
-    return PSDSResult(
-        value=float(value),
-        per_class={name: float(v) for name, v in per_class.items()},
-        roc=(np.asarray(roc[1]), np.asarray(roc[0])),
-        per_class_rocs={name: (np.asarray(curve[1]), np.asarray(curve[0])) for name, curve in per_class_rocs.items()},
-        scenario=scenario,
-        flavour="sed_scores_eval",
-    )
+    labels = list(scores[next(iter(events))].columns[2:])
+    runs = score_runs(scores, events, labels) if backend == "numpy" else None
+    results = []
+    for scenario in scenarios:
+        if runs is not None:
+            statistics = accumulated_statistics(
+                runs, scenario.dtc_threshold, scenario.gtc_threshold, scenario.cttc_threshold)
+        else:
+            deltas = sse_statistics.intermediate_statistics_deltas(
+                {clip: scores[clip] for clip in events}, events, _fast_statistics_fn,
+                acceleration_fn=_fast_acceleration_fn, num_jobs=num_jobs, dtc_threshold=scenario.dtc_threshold,
+                gtc_threshold=scenario.gtc_threshold, cttc_threshold=scenario.cttc_threshold, time_decimals=6,
+            )
+            statistics = sse_statistics.accumulated_intermediate_statistics_from_deltas(deltas)
+        results.append(_psd_roc_from_statistics(statistics, events, clip_durations, scenario))
+    return results
+
+
+def psds_from_scores(
+    scores: dict[str, pd.DataFrame], ground_truth: pd.DataFrame, durations: dict[str, float],
+    scenario: PSDSScenario = PSDS1, num_jobs: int = 1, backend: str = "numpy",
+) -> PSDSResult:
+    """Threshold-independent PSDS (sed_scores_eval algorithm) on the clips that have ground-truth events."""
+    return threshold_independent_psds(scores, ground_truth, durations, [scenario], backend, num_jobs)[0]
 
 
 def psds_eval_object(ground_truth: pd.DataFrame, durations: dict[str, float], scenario: PSDSScenario) -> PSDSEval:

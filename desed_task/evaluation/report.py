@@ -7,14 +7,14 @@ import pandas as pd
 from desed_task.evaluation.decode import scores_to_detections
 from desed_task.evaluation.f1 import bootstrap_confidence_interval, intersection_f1_macro, sed_eval_metrics
 from desed_task.evaluation.io import load_durations, load_ground_truth
-from desed_task.evaluation.psds import PSDS1, PSDS2, PSDSResult, psds_from_operating_points, psds_from_scores
+from desed_task.evaluation.psds import PSDS1, PSDS2, PSDSResult, psds_from_operating_points, threshold_independent_psds
 
 
 def sed_report(
     ground_truth, durations, scores: dict[str, pd.DataFrame] | None = None,
     operating_points: dict[float, pd.DataFrame] | None = None, detections: pd.DataFrame | None = None,
     threshold: float = 0.5, n_bootstrap: int = 0, seed: int = 0, num_jobs: int = 1,
-    float_precision: str | None = None, curves: dict[str, PSDSResult] | None = None,
+    float_precision: str | None = None, curves: dict[str, PSDSResult] | None = None, psds_backend: str = "numpy",
 ) -> dict:
     """All metrics as a flat dict of floats (plus `psds_flavours` and `threshold`).
 
@@ -22,16 +22,18 @@ def sed_report(
     `operating_points` (`psds{1,2}_psds_eval`). F1s from `detections`, else from the operating point at
     `threshold`, else from `scores` decoded at `threshold`. `ground_truth`/`durations` are paths or loaded
     objects. With `n_bootstrap > 0`, 95 % intervals of the F1s are added as `<metric>_ci_low/_ci_high`.
-    Pass a dict as `curves` to receive the PSDSResult objects (for plots).
+    Pass a dict as `curves` to receive the PSDSResult objects (for plots). `psds_backend` selects the
+    threshold-independent PSDS implementation ("numpy", vectorised, or "sed_scores_eval"; same values).
     """
     ground_truth = load_ground_truth(ground_truth, float_precision)
     durations = load_durations(durations, float_precision)
     report: dict = {"psds_flavours": []}
     curves = {} if curves is None else curves
+    if scores is not None:
+        results = threshold_independent_psds(scores, ground_truth, durations, (PSDS1, PSDS2), psds_backend, num_jobs)
+        for result in results:
+            curves[f"{result.scenario.name}_sed_scores_eval"] = result
     for scenario in (PSDS1, PSDS2):
-        if scores is not None:
-            result = psds_from_scores(scores, ground_truth, durations, scenario, num_jobs=num_jobs)
-            curves[f"{scenario.name}_sed_scores_eval"] = result
         if operating_points is not None:
             result = psds_from_operating_points(operating_points, ground_truth, durations, scenario)
             curves[f"{scenario.name}_psds_eval"] = result

@@ -121,11 +121,13 @@ def test_threshold_independent_psds_equals_sed_scores_eval(desed):
     reference_durations = {k: small_durations[k + ".wav"] for k in reference_gt}
     for scenario in (PSDS1, PSDS2):
         ours = psds_from_scores(scores, small_gt, small_durations, scenario)
-        value, per_class, _, _ = sed_scores_eval.intersection_based.psds(
+        value, per_class, (etpr, efpr), _ = sed_scores_eval.intersection_based.psds(
             reference_scores, reference_gt, reference_durations, dtc_threshold=scenario.dtc_threshold,
             gtc_threshold=scenario.gtc_threshold, cttc_threshold=scenario.cttc_threshold, alpha_ct=scenario.alpha_ct,
             alpha_st=scenario.alpha_st, max_efpr=100,
         )
         assert abs(ours.value - value) < 1e-9
         assert all(abs(ours.per_class[name] - v) < 1e-9 for name, v in per_class.items())
+        np.testing.assert_allclose(ours.roc[0], efpr, atol=1e-9)
+        np.testing.assert_allclose(ours.roc[1], etpr, atol=1e-9)
         assert 0.0 < ours.value < 1.0
