@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from desed_task.data.build import build_eval_dataset, build_sed_datasets
+from desed_task.data.mini import apply_mini_config, mini_config_paths
+from desed_task.data.resample import COMPLETE_MARKER
+from desed_task.data.sampler import MultiSetBatchSampler
+
+from .conftest import TINY_SIZES
+
+
+def _config(paths, batch_size=(4, 4, 4)):
+    return {"data": {**paths, "audio_max_len": 10, "fs": 16000, "net_subsample": 4},
+            "training": {"batch_size": list(batch_size), "weak_split": 0.9, "seed": 42}}
+
+
+def test_build_resamples_and_returns_all_sets(tiny_mini, encoder, tmp_path):
+    _, paths = tiny_mini
+    built = build_sed_datasets(_config(paths), encoder, report_dir=tmp_path)
+    synth_16k = list(Path(paths["synth_folder"]).glob("*.wav"))
+    assert len(synth_16k) == TINY_SIZES["n_synth"] and {sf.info(str(p)).samplerate for p in synth_16k} == {16000}
+    assert (Path(paths["weak_folder"]) / COMPLETE_MARKER).is_file()
+    assert [len(d) for d in built.train.datasets] == [12, 18, 10]
+    assert [len(d) for d in built.valid.datasets] == [6, 2] and len(built.test) == 8
+    assert built.train_batch_sizes == [4, 4, 4] and built.test_dur == paths["test_dur"]
+    sampler = MultiSetBatchSampler([len(d) for d in built.train.datasets], built.train_batch_sizes)
+    loader = torch.utils.data.DataLoader(built.train, batch_sampler=sampler)
+    waveform, labels, valid, file_ids = next(iter(loader))
+    assert waveform.shape == (12, 160000) and labels.shape == (12, 10, 156) and valid.shape == (12, 156)
+    assert file_ids[0].endswith(".wav") and labels[8:].sum() == 0
+    assert build_eval_dataset(_config(paths), encoder)[0][0].shape == (160000,)
+
+
+def test_strong_real_needs_four_batch_sizes_and_a_strong_set(tiny_mini, encoder):
+    _, paths = tiny_mini
+    with pytest.raises(ValueError, match=r"must have 4 entries \[synth, strong, weak, unlabeled\]"):
+        build_sed_datasets(_config(paths), encoder, strong_real=True)
+    with pytest.raises(ValueError, match=r"data\.strong_folder must be set"):
+        build_sed_datasets(_config(paths, (2, 2, 2, 2)), encoder, strong_real=True)
+
+
+def test_missing_test_folder_names_the_key(tiny_mini, encoder, tmp_path):
+    _, paths = tiny_mini
+    broken = dict(paths, test_folder=str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match=r"data\.test_folder = .*nowhere"):
+        build_sed_datasets(_config(broken), encoder)
+
+
+def test_apply_mini_config_reuses_a_complete_dataset(tiny_mini):
+    root, paths = tiny_mini
+    config = {"data": {"mini": {"out_dir": str(root), "seed": 3, "workers": 2, **TINY_SIZES}, "synth_folder": "x"}}
+    marker_time = (root / ".mini_complete.json").stat().st_mtime_ns
+    resolved = apply_mini_config(config)
+    assert resolved["data"]["synth_folder"] == mini_config_paths(root)["synth_folder"] == paths["synth_folder"]
+    assert (root / ".mini_complete.json").stat().st_mtime_ns == marker_time
+    assert config["data"]["synth_folder"] == "x"

@@ -1,0 +1,93 @@
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from desed_task.data.classes import DESED_CLASSES
+from desed_task.data.mini import CLASS_SHARES, MEDIAN_DURATION, generate_mini_desed, sample_annotations
+
+from .conftest import TINY_SIZES
+
+
+def _digest(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+
+
+def test_same_seed_gives_identical_bytes(tmp_path):
+    sizes = dict(n_synth=2, n_weak=2, n_unlabeled=1, n_synth_val=1, n_test=2, workers=1)
+    generate_mini_desed(tmp_path / "a", seed=11, **sizes)
+    generate_mini_desed(tmp_path / "b", seed=11, **sizes)
+    generate_mini_desed(tmp_path / "c", seed=12, **sizes)
+    first, second, other = _digest(tmp_path / "a"), _digest(tmp_path / "b"), _digest(tmp_path / "c")
+    assert first == second and len(first) == 2 + 2 + 1 + 1 + 2 + 6
+    assert first != other
+
+
+def test_tsv_formats_are_desed_ones(tiny_mini):
+    _, paths = tiny_mini
+    strong_text = open(paths["synth_val_tsv"]).read().splitlines()
+    assert strong_text[0] == "filename\tonset\toffset\tevent_label"
+    strong = pd.read_csv(paths["test_tsv"], sep="\t")
+    assert set(strong.dropna().event_label) <= set(DESED_CLASSES)
+    assert (strong.dropna().onset < strong.dropna().offset).all()
+    weak_lines = open(paths["weak_tsv"]).read().splitlines()
+    assert weak_lines[0] == "filename\tevent_labels" and len(weak_lines) == TINY_SIZES["n_weak"] + 1
+    assert all(set(line.split("\t")[1].split(",")) <= set(DESED_CLASSES) for line in weak_lines[1:])
+    durations = pd.read_csv(paths["test_dur"], sep="\t")
+    assert list(durations.columns) == ["filename", "duration"] and len(durations) == TINY_SIZES["n_test"]
+    for name, duration in zip(durations.filename, durations.duration):
+        assert abs(sf.info(f"{paths['test_folder']}/{name}").duration - duration) < 1e-3
+
+
+def test_empty_clips_have_empty_fields():
+    frame = sample_annotations(200, seed=1)
+    empty = frame[frame.event_label.isna()]
+    assert len(empty) > 0 and empty.onset.isna().all() and empty.offset.isna().all()
+
+
+def test_sample_rates_and_folders(tiny_mini):
+    _, paths = tiny_mini
+    rates = {key: {sf.info(str(p)).samplerate for p in Path(paths[key]).glob("*.wav")}
+             for key in ("synth_folder_44k", "weak_folder_44k", "unlabeled_folder", "synth_val_folder", "test_folder")}
+    assert rates == {"synth_folder_44k": {44100}, "weak_folder_44k": {44100}, "unlabeled_folder": {16000},
+                     "synth_val_folder": {16000}, "test_folder": {16000}}
+
+
+def test_annotation_statistics_match_desed():
+    events = sample_annotations(3000, seed=0).dropna()
+    assert 3.0 <= len(events) / 3000 <= 4.4
+    shares = events.event_label.value_counts(normalize=True)
+    total = sum(CLASS_SHARES.values())
+    for label, share in CLASS_SHARES.items():
+        assert abs(shares[label] - share / total) < 0.02 + 0.15 * share, label
+    medians = (events.offset - events.onset).groupby(events.event_label).median()
+    for label, median in MEDIAN_DURATION.items():
+        assert abs(medians[label] - median) <= 0.12 * median, label
+    assert events.offset.max() <= 10.0
+
+
+def test_classes_differ_in_spectrum():
+    """Each class synthesises a distinct average spectrum (a rough proxy for separability)."""
+    from desed_task.data.synth_events import synthesize_event
+    rng = np.random.default_rng(0)
+    profiles = []
+    for label in DESED_CLASSES:
+        audio = np.concatenate([synthesize_event(label, 16384, 16000, rng) for _ in range(4)])
+        spectrum = np.abs(np.fft.rfft(audio.reshape(-1, 1024) * np.hanning(1024), axis=1)).mean(0)
+        bands = np.log(np.add.reduceat(spectrum ** 2, np.geomspace(1, 512, 25).astype(int)) + 1e-9)
+        profiles.append(bands - bands.mean())
+    profiles = np.array(profiles)
+    distances = np.linalg.norm(profiles[:, None] - profiles[None], axis=-1)
+    assert distances[~np.eye(10, dtype=bool)].min() > 3.0
+
+
+def test_command_line_writes_the_dataset(tmp_path, capsys):
+    from desed_task.data.mini import main, mini_config_paths
+    main(["--out", str(tmp_path), "--seed", "4", "--n_synth", "1", "--n_weak", "1", "--n_unlabeled", "1",
+          "--n_synth_val", "1", "--n_test", "1", "--workers", "1"])
+    paths = mini_config_paths(tmp_path)
+    assert "mini DESED written" in capsys.readouterr().out
+    assert Path(paths["synth_tsv"]).is_file() and len(list(Path(paths["weak_folder_44k"]).glob("*.wav"))) == 1
