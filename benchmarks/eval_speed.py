@@ -2,7 +2,7 @@
 
 Threshold-independent path: PSDS1 + PSDS2 (sed_scores_eval algorithm) + all F1s from synthetic score tables
 (156 frames x 10 classes per clip), with its parts (vectorised PSDS, decoding, F1s), beside sed_scores_eval's own
-PSDS time on the same tables. Operating-point
+PSDS time and sed_eval's own collar/segment F1 time on the same tables. Operating-point
 path: PSDS1 + PSDS2 from the baseline's 50 real detection files + all F1s, beside psds_eval's own time.
 Prints a table and one JSON line. Usage: python benchmarks/eval_speed.py [--anchors ../shared/anchors/desed]
 """
@@ -46,7 +46,9 @@ def main():
     _, results["part_psds1_psds2_numpy_s"] = timed(lambda: threshold_independent_psds(scores, ground_truth, durations))
     detections, results["part_decode_detections_0.5_s"] = timed(lambda: scores_to_detections(scores, [0.5])[0.5])
     _, results["part_intersection_f1_s"] = timed(lambda: intersection_f1_macro(detections, ground_truth, durations))
-    _, results["part_sed_eval_event_segment_f1_s"] = timed(lambda: sed_eval_metrics(detections, ground_truth))
+    _, results["part_event_segment_f1_numpy_s"] = timed(lambda: sed_eval_metrics(detections, ground_truth))
+    _, results["sed_eval_event_segment_f1_only_s"] = timed(
+        lambda: sed_eval_metrics(detections, ground_truth, backend="sed_eval"))
 
     reference_gt = {k: v for k, v in sed_scores_eval.io.read_ground_truth_events(gt_path).items() if v}
     reference_durations = {k: durations[k + ".wav"] for k in reference_gt}

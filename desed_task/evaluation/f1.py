@@ -1,4 +1,4 @@
-"""F-scores: intersection-based macro F1, collar-based (event) and segment-based F1 (sed_eval), weak F1, bootstrap."""
+"""F-scores: intersection-based macro F1, collar-based (event) and segment-based F1 (sed_eval's), weak F1, bootstrap."""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import sed_eval
 
+from desed_task.evaluation.collar_segment import sed_eval_counts_numpy
 from desed_task.evaluation.io import audio_id
 
 
@@ -69,8 +70,8 @@ def _event_lists(table: pd.DataFrame) -> dict[str, list[dict]]:
     return {name: events or [{"filename": name}] for name, events in lists.items()}
 
 
-def _summary(metric, labels) -> dict:
-    results = metric.results()
+def _summary(results: dict, labels) -> dict:
+    """The figures we report, out of a sed_eval-style `results()` dict."""
     overall, average, class_wise = results["overall"], results["class_wise_average"], results["class_wise"]
     summary = {
         "f1_micro": overall["f_measure"]["f_measure"],
@@ -103,16 +104,54 @@ def _summary(metric, labels) -> dict:
     return {key: (float(v) if isinstance(v, (int, float, np.floating)) else v) for key, v in summary.items()}
 
 
-def sed_eval_metrics(
-    detections: pd.DataFrame, ground_truth: pd.DataFrame, collar: float = 0.2, percentage_of_length: float = 0.2,
-    segment_length: float = 1.0,
-) -> tuple[dict, dict]:
-    """Collar-based event metrics and segment-based metrics with sed_eval, as the DCASE baseline computes them.
+_EPS = np.spacing(1)
 
-    The evaluated files are those of the ground truth (clips without events included); classes are the union
-    of ground-truth and detected labels. Returns (event_metrics, segment_metrics) summaries.
-    """
-    labels = sorted(set(ground_truth["event_label"].dropna()) | set(detections["event_label"].dropna()))
+
+def _f_measure(n_tp: float, n_sys: float, n_ref: float, zero_score: bool) -> dict:
+    """sed_eval.metric precision / recall / f_measure, with the same operations (hence the same bits)."""
+    precision = 0 if (n_sys == 0 and zero_score) else (np.nan if n_sys == 0 else float(n_tp / float(n_sys)))
+    recall = np.nan if n_ref == 0 else float(n_tp / float(n_ref))
+    f_measure = 0.0 if (precision == 0 and recall == 0) else float(2.0 * precision * recall / (precision + recall))
+    return {"f_measure": f_measure, "precision": precision, "recall": recall}
+
+
+def _results_from_counts(counts: dict, substitutions: str, deletions: str, insertions: str, zero_score: bool) -> dict:
+    """sed_eval's `results()` (F-measure and error-rate parts) computed from its accumulated counts."""
+    overall = counts["overall"]
+    n_ref = overall["Nref"]
+    rates = {
+        name: float(overall[key] / (n_ref + _EPS))
+        for name, key in (
+            ("substitution_rate", substitutions), ("deletion_rate", deletions), ("insertion_rate", insertions))
+    }
+    rates["error_rate"] = float(rates["substitution_rate"] + rates["deletion_rate"] + rates["insertion_rate"])
+    class_wise = {}
+    for label, values in counts["class_wise"].items():
+        deletion = float(values["Nfn"] / (values["Nref"] + _EPS))
+        insertion = float(values["Nfp"] / (values["Nref"] + _EPS))
+        class_wise[label] = {
+            "f_measure": _f_measure(values["Ntp"], values["Nsys"], values["Nref"], zero_score),
+            "error_rate": {"error_rate": float(0.0 + deletion + insertion), "deletion_rate": deletion,
+                           "insertion_rate": insertion},
+            "count": {"Nref": values["Nref"], "Nsys": values["Nsys"]},
+        }
+    average = {
+        part: {key: float(np.nanmean([class_wise[label][part][key] for label in class_wise])) for key in keys}
+        for part, keys in (("f_measure", ("f_measure", "precision", "recall")),
+                           ("error_rate", ("error_rate", "deletion_rate", "insertion_rate")))
+    } if class_wise else {"f_measure": {}, "error_rate": {}}
+    return {
+        "overall": {"f_measure": _f_measure(overall["Ntp"], overall["Nsys"], n_ref, zero_score), "error_rate": rates},
+        "class_wise": class_wise,
+        "class_wise_average": average,
+    }
+
+
+F1_BACKENDS = ("numpy", "sed_eval")
+
+
+def _sed_eval_objects(detections, ground_truth, labels, collar, percentage_of_length, segment_length):
+    """sed_eval's EventBasedMetrics and SegmentBasedMetrics after evaluating every ground-truth file."""
     event_metric = sed_eval.sound_event.EventBasedMetrics(
         event_label_list=labels, t_collar=collar, percentage_of_length=percentage_of_length,
         empty_system_output_handling="zero_score",
@@ -123,7 +162,57 @@ def sed_eval_metrics(
         estimated_events = estimated.get(name, [{"filename": name}])
         event_metric.evaluate(reference_event_list=reference[name], estimated_event_list=estimated_events)
         segment_metric.evaluate(reference_event_list=reference[name], estimated_event_list=estimated_events)
-    return _summary(event_metric, labels), _summary(segment_metric, labels)
+    return event_metric, segment_metric
+
+
+def _labels(detections: pd.DataFrame, ground_truth: pd.DataFrame) -> list[str]:
+    return sorted(set(ground_truth["event_label"].dropna()) | set(detections["event_label"].dropna()))
+
+
+def sed_eval_counts(
+    detections: pd.DataFrame, ground_truth: pd.DataFrame, collar: float = 0.2, percentage_of_length: float = 0.2,
+    segment_length: float = 1.0, backend: str = "numpy",
+) -> tuple[dict, dict]:
+    """(event, segment) counts in sed_eval's layout: {"overall": {"Ntp", ...}, "class_wise": {label: {...}}}.
+
+    Event counts: Nref, Nsys, Ntp, Nsubs, Nfp, Nfn (class-wise without Nsubs, with Ntn = 0); segment counts:
+    Ntp, Ntn, Nfp, Nfn, Nref, Nsys and S, D, I (and sed_eval's unused ER = 0). Values are floats as in sed_eval.
+    """
+    labels = _labels(detections, ground_truth)
+    if backend == "numpy":
+        return sed_eval_counts_numpy(detections, ground_truth, labels, collar, percentage_of_length, segment_length)
+    if backend != "sed_eval":
+        raise ValueError(f"unknown F1 backend {backend!r}; expected one of {F1_BACKENDS}")
+    metrics = _sed_eval_objects(detections, ground_truth, labels, collar, percentage_of_length, segment_length)
+    return tuple(
+        {
+            "overall": {key: float(value) for key, value in metric.overall.items()},
+            "class_wise": {label: {key: float(v) for key, v in metric.class_wise[label].items()} for label in labels},
+        }
+        for metric in metrics
+    )
+
+
+def sed_eval_metrics(
+    detections: pd.DataFrame, ground_truth: pd.DataFrame, collar: float = 0.2, percentage_of_length: float = 0.2,
+    segment_length: float = 1.0, backend: str = "numpy",
+) -> tuple[dict, dict]:
+    """Collar-based event metrics and segment-based metrics exactly as sed_eval computes them (DCASE baseline).
+
+    The evaluated files are those of the ground truth (clips without events included); classes are the union
+    of ground-truth and detected labels. Event matching is sed_eval's default ("optimal"), as in the baseline.
+    `backend="numpy"` counts all clips at once (`collar_segment`) and applies sed_eval's formulas; "sed_eval"
+    runs sed_eval itself (same counts, same figures to the bit). Returns (event_metrics, segment_metrics) summaries.
+    """
+    labels = _labels(detections, ground_truth)
+    if backend == "sed_eval":
+        metrics = _sed_eval_objects(detections, ground_truth, labels, collar, percentage_of_length, segment_length)
+        return tuple(_summary(metric.results(), labels) for metric in metrics)
+    event, segment = sed_eval_counts(detections, ground_truth, collar, percentage_of_length, segment_length, backend)
+    return (
+        _summary(_results_from_counts(event, "Nsubs", "Nfn", "Nfp", zero_score=True), labels),
+        _summary(_results_from_counts(segment, "S", "D", "I", zero_score=False), labels),
+    )
 
 
 def weak_f1(probabilities, targets, labels, threshold: float = 0.5) -> tuple[float, dict[str, float]]:

@@ -15,6 +15,7 @@ def sed_report(
     operating_points: dict[float, pd.DataFrame] | None = None, detections: pd.DataFrame | None = None,
     threshold: float = 0.5, n_bootstrap: int = 0, seed: int = 0, num_jobs: int = 1,
     float_precision: str | None = None, curves: dict[str, PSDSResult] | None = None, psds_backend: str = "numpy",
+    f1_backend: str = "numpy",
 ) -> dict:
     """All metrics as a flat dict of floats (plus `psds_flavours` and `threshold`).
 
@@ -23,7 +24,8 @@ def sed_report(
     `threshold`, else from `scores` decoded at `threshold`. `ground_truth`/`durations` are paths or loaded
     objects. With `n_bootstrap > 0`, 95 % intervals of the F1s are added as `<metric>_ci_low/_ci_high`.
     Pass a dict as `curves` to receive the PSDSResult objects (for plots). `psds_backend` selects the
-    threshold-independent PSDS implementation ("numpy", vectorised, or "sed_scores_eval"; same values).
+    threshold-independent PSDS implementation ("numpy", vectorised, or "sed_scores_eval"; same values);
+    `f1_backend` the collar/segment F1 implementation ("numpy", vectorised, or "sed_eval"; identical figures).
     """
     ground_truth = load_ground_truth(ground_truth, float_precision)
     durations = load_durations(durations, float_precision)
@@ -54,7 +56,7 @@ def sed_report(
     macro, per_class = intersection_f1_macro(detections, ground_truth, durations)
     report["intersection_f1_macro"] = macro
     report.update({f"intersection_f1_classwise:{name}": value for name, value in per_class.items()})
-    event, segment = sed_eval_metrics(detections, ground_truth)
+    event, segment = sed_eval_metrics(detections, ground_truth, backend=f1_backend)
     for prefix, summary in (("event", event), ("segment", segment)):
         for key, value in summary.items():
             if key == "class_wise":
@@ -65,8 +67,8 @@ def sed_report(
     if n_bootstrap > 0:
         metrics = {
             "intersection_f1_macro": lambda g, d, dur: intersection_f1_macro(d, g, dur)[0],
-            "event_f1_macro": lambda g, d, dur: sed_eval_metrics(d, g)[0]["f1_macro"],
-            "segment_f1_macro": lambda g, d, dur: sed_eval_metrics(d, g)[1]["f1_macro"],
+            "event_f1_macro": lambda g, d, dur: sed_eval_metrics(d, g, backend=f1_backend)[0]["f1_macro"],
+            "segment_f1_macro": lambda g, d, dur: sed_eval_metrics(d, g, backend=f1_backend)[1]["f1_macro"],
         }
         for name, metric in metrics.items():
             low, high = bootstrap_confidence_interval(metric, ground_truth, detections, durations, n_bootstrap, seed)
