@@ -68,6 +68,13 @@ def decode_strong_scores(strong, file_ids, encoder, median_window, durations: di
     return raw, postprocessed
 
 
+def _as_array(table: pd.DataFrame, columns: pd.Index) -> np.ndarray:
+    """A score table as a float array with `columns` in that order (one cheap conversion per clip)."""
+    if not table.columns.equals(columns):
+        table = table[columns]
+    return table.to_numpy(dtype=np.float64)
+
+
 def scores_to_detections(scores: dict[str, pd.DataFrame], thresholds, audio_format: str = "wav") -> dict[float, pd.DataFrame]:
     """Score tables -> {threshold: DataFrame(filename, onset, offset, event_label)}.
 
@@ -80,14 +87,14 @@ def scores_to_detections(scores: dict[str, pd.DataFrame], thresholds, audio_form
     clips = list(scores)
     if not clips:
         return {t: pd.DataFrame(columns=["filename", "onset", "offset", "event_label"]) for t in thresholds}
-    labels = list(scores[clips[0]].columns[2:])
-    values = [scores[c][labels].to_numpy(dtype=np.float64) for c in clips]
-    lengths = np.array([len(v) for v in values])
-    starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
-    separator = np.full((1, len(labels)), -np.inf)
-    stacked = np.concatenate([np.concatenate([v, separator]) for v in values])
-    frame_onsets = np.concatenate([np.append(scores[c]["onset"].to_numpy(float), np.nan) for c in clips])
-    frame_offsets = np.concatenate([np.append(scores[c]["offset"].to_numpy(float), np.nan) for c in clips])
+    columns = pd.Index(["onset", "offset", *scores[clips[0]].columns[2:]])
+    labels = list(columns[2:])
+    tables = [_as_array(scores[c], columns) for c in clips]
+    lengths = np.array([len(t) for t in tables])
+    separator = np.full((1, len(columns)), np.nan)
+    stacked_tables = np.concatenate([np.concatenate([t, separator]) for t in tables])
+    frame_onsets, frame_offsets = stacked_tables[:, 0], stacked_tables[:, 1]
+    stacked = np.nan_to_num(stacked_tables[:, 2:], nan=-np.inf)
     clip_of_row = np.repeat(np.arange(len(clips)), lengths + 1)
     names = np.array([f"{c}.{audio_format}" for c in clips], dtype=object)
     label_array = np.array(labels, dtype=object)
