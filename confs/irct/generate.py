@@ -50,6 +50,7 @@ def irct_config(base: dict, aug_set: str, layer: int, seed_index: int) -> dict:
         "supervised_view": "random",
         "roll_bug_compatible": False,
         "detach_target": False,
+        "augment_invariance": True,
         "seed": SEEDS[seed_index],
     }
     return config

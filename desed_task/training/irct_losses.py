@@ -107,15 +107,17 @@ def irct_loss(
     cost_i: float = 0.1,
     roll_bug_compatible: bool = False,
     detach_target: bool = False,
+    augment_invariance: bool = True,
 ) -> dict[str, torch.Tensor]:
     """IRCT's loss_i for one batch: sum over data parts of cost_i * part ratio * (mixup + augment terms).
 
-    The augment term is the equivariance loss for a time shift and the invariance loss otherwise. The
+    The augment term is the equivariance loss for a time shift and the invariance loss otherwise;
+    `augment_invariance=False` drops the latter, as the reference code (where it is commented out). The
     exponential ramp-up weight is applied by the trainer. Returns loss_i and its two components.
     """
     strong_axis = time_axis(placement)
     layer_frames = _as_tuple(h_orig)[0].shape[strong_axis]
-    mixup_total = augment_total = 0.0
+    mixup_total = augment_total = _as_tuple(h_orig)[0].new_zeros(())
     for part in parts:
         weight = cost_i * part.ratio
         mixup_total = mixup_total + weight * mixup_equivariance_loss(
@@ -125,7 +127,9 @@ def irct_loss(
         if part.info.augmentation.name == "time_shift":
             shift = layer_shift(part.info.shift_input_frames, input_frames, layer_frames)
             term = equivariance_loss(aug_part, orig_part, shift, placement, roll_bug_compatible, detach_target)
-        else:
+        elif augment_invariance:
             term = invariance_loss(aug_part, orig_part, detach_target)
+        else:
+            continue
         augment_total = augment_total + weight * term
     return {"loss_i": mixup_total + augment_total, "loss_mixup": mixup_total, "loss_augment": augment_total}

@@ -1,0 +1,200 @@
+"""Shared run logic of the SED recipes: DCASE command-line flags, config resolution, datasets, Trainer,
+and the fit -> test, test-only and evaluation flows. Recipe scripts call `main(task_cls=...)`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+from typing import Sequence
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from desed_task.data.build import build_eval_dataset, build_sed_datasets, build_test_dataset
+from desed_task.data.mini import apply_mini_config
+from desed_task.training.callbacks import CodeCarbonCallback
+from desed_task.training.sed import MODELS, SEDTask, build_encoder, load_sed_checkpoint
+from desed_task.utils.config import load_config, save_config
+from desed_task.utils.seed import seed_everything
+
+log = logging.getLogger(__name__)
+
+SUMMARY_METRICS = ("psds1_sed_scores_eval", "psds2_sed_scores_eval", "psds1_psds_eval", "psds2_psds_eval",
+                   "intersection_f1_macro", "event_f1_macro", "weak_f1_macro")
+ARCHITECTURE_SECTIONS = ("feats", "net", "scaler")
+
+
+def build_parser(description: str = "Train and test a mean-teacher SED system (DCASE 2022 Task 4 baseline)."
+                 ) -> argparse.ArgumentParser:
+    """The DCASE baseline flags, plus `--set a.b=value ...` / positional `a.b=value` config overrides."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--conf_file", default="./confs/dcase2022_task4_baseline/default.yaml",
+                        help="YAML config with all the experiment parameters")
+    parser.add_argument("--log_dir", default="./exp/2022_baseline",
+                        help="where TensorBoard logs, checkpoints, scores and metrics are written")
+    parser.add_argument("--resume_from_checkpoint", default=None, help="continue a training run from this .ckpt")
+    parser.add_argument("--test_from_checkpoint", default=None, help="only test this .ckpt on the test set")
+    parser.add_argument("--eval_from_checkpoint", default=None,
+                        help="only write score files of this .ckpt on the unlabeled data.eval_folder")
+    parser.add_argument("--gpus", default="1",
+                        help="0: CPU; N: N GPUs; '0,1' or '1,': these GPU indices (more than one GPU: DDP)")
+    parser.add_argument("--fast_dev_run", action="store_true",
+                        help="smoke run: 3 epochs of 2 batches each for train, validation and test")
+    parser.add_argument("--strong_real", action="store_true",
+                        help="also train on the real strongly labelled set (training.batch_size needs 4 entries)")
+    parser.add_argument("--set", dest="set_overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override config values, e.g. --set training.n_epochs=3 opt.lr=0.01")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="more config overrides")
+    return parser
+
+
+def resolve_config(conf_file: str, overrides: Sequence[str] = ()) -> dict:
+    """Load the config, apply overrides and, when `data.mini` is set, generate and point to the mini dataset."""
+    return apply_mini_config(load_config(conf_file, overrides))
+
+
+def trainer_devices(gpus: str | int) -> dict:
+    """`--gpus` -> Trainer accelerator/devices/strategy. '0' is CPU; 'N' is N GPUs; 'i,j' are GPU indices."""
+    text = str(gpus).strip()
+    if "," in text:
+        devices = [int(part) for part in text.split(",") if part.strip()]
+        count = len(devices)
+    else:
+        devices = count = int(text)
+        if count == -1:
+            count = torch.cuda.device_count()
+    if count == 0:
+        return {"accelerator": "cpu", "devices": 1, "strategy": "auto"}
+    return {"accelerator": "gpu", "devices": devices, "strategy": "ddp" if count > 1 else "auto"}
+
+
+def trainer_precision(precision) -> str | int:
+    """Config precision (32, 16, 'bf16', or a Lightning string) -> Lightning precision."""
+    return {32: "32-true", "32": "32-true", 16: "16-mixed", "16": "16-mixed", "bf16": "bf16-mixed"}.get(
+        precision, precision)
+
+
+def checkpoint_architecture(checkpoint: dict, config: dict) -> dict:
+    """`config` with the feats/net/scaler sections of the checkpoint's hyper-parameters (when stored), so
+    the model is rebuilt as it was trained; data and evaluation settings stay those of `config`."""
+    hparams = checkpoint.get("hyper_parameters") or {}
+    config = dict(config)
+    for section in ARCHITECTURE_SECTIONS:
+        if isinstance(hparams.get(section), dict):
+            config[section] = dict(hparams[section])
+    return config
+
+
+def format_metrics_table(results: dict) -> str:
+    """Student/teacher summary of test metrics as an aligned text table."""
+    rows = [("metric", *MODELS)]
+    for name in SUMMARY_METRICS:
+        values = [results.get(f"test/{model}/{name}") for model in MODELS]
+        if any(value is not None for value in values):
+            rows.append((name, *("-" if v is None or math.isnan(v) else f"{v:.4f}" for v in values)))
+    width = max(len(row[0]) for row in rows)
+    lines = [f"{row[0]:<{width}}  " + "  ".join(f"{cell:>8}" for cell in row[1:]) for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def single_run(
+    config: dict,
+    log_dir: str,
+    gpus: str = "1",
+    resume_from_checkpoint: str | None = None,
+    test_from_checkpoint: str | None = None,
+    eval_from_checkpoint: str | None = None,
+    fast_dev_run: bool = False,
+    strong_real: bool = False,
+    task_cls: type[SEDTask] = SEDTask,
+) -> dict:
+    """Fit then test the best checkpoint, or only test / evaluate a checkpoint. Returns the test metrics."""
+    training = config["training"]
+    seed = int(training.get("seed") or 0)
+    seed_everything(seed)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    log_dir_path = Path(log_dir)
+    checkpoint_path = eval_from_checkpoint or test_from_checkpoint
+    evaluation = eval_from_checkpoint is not None
+    checkpoint = None
+    if checkpoint_path is not None:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        config = checkpoint_architecture(checkpoint, config)
+        log.info("loaded %s (epoch %s)", checkpoint_path, checkpoint.get("epoch"))
+    rank_zero_only(save_config)(config, log_dir_path / "config.yaml")
+    encoder = build_encoder(config)
+    report_dir = log_dir_path / "data_reports"
+    if evaluation:
+        task = task_cls(config, encoder, test_data=build_eval_dataset(config, encoder, report_dir),
+                        log_dir=log_dir, evaluation=True)
+    elif checkpoint is not None:
+        test_set, _, _ = build_test_dataset(config, encoder, report_dir)
+        task = task_cls(config, encoder, test_data=test_set, log_dir=log_dir)
+    else:
+        datasets = build_sed_datasets(config, encoder, strong_real=strong_real, report_dir=report_dir)
+        task = task_cls(config, encoder, train_data=datasets.train, train_batch_sizes=datasets.train_batch_sizes,
+                        valid_synth=datasets.valid_synth, valid_weak=datasets.valid_weak, test_data=datasets.test,
+                        log_dir=log_dir)
+    if checkpoint is not None:
+        load_sed_checkpoint(task, checkpoint)
+
+    callbacks: list[pl.Callback] = [CodeCarbonCallback(log_dir, evaluation=evaluation)]
+    if checkpoint is None:
+        callbacks += [
+            EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"], mode="max"),
+            ModelCheckpoint(dirpath=log_dir, monitor="val/obj_metric", mode="max", save_top_k=1, save_last=True),
+        ]
+    limit = 2 if fast_dev_run else 1.0
+    trainer = pl.Trainer(
+        **trainer_devices(gpus),
+        precision=trainer_precision(training["precision"]),
+        max_epochs=3 if fast_dev_run else training["n_epochs"],
+        callbacks=callbacks,
+        logger=TensorBoardLogger(save_dir=log_dir, name="", version=""),
+        gradient_clip_val=training["gradient_clip"] or None,
+        accumulate_grad_batches=training["accumulate_batches"],
+        check_val_every_n_epoch=training["validation_interval"],
+        num_sanity_val_steps=0,
+        log_every_n_steps=1 if fast_dev_run else 40,
+        limit_train_batches=limit,
+        limit_val_batches=limit,
+        limit_test_batches=limit,
+        deterministic=training.get("deterministic", False),
+        enable_progress_bar=training.get("enable_progress_bar", True),
+        use_distributed_sampler=False,
+    )
+    if checkpoint is None:
+        trainer.fit(task, ckpt_path=resume_from_checkpoint)
+        best = trainer.checkpoint_callback.best_model_path
+        log.info("best model: %s", best or "(none, testing the last weights)")
+        trainer.test(task, ckpt_path=best or None)
+    else:
+        trainer.test(task)
+    results = task.test_results
+    if results and trainer.is_global_zero:
+        print(format_metrics_table(results))
+    return results
+
+
+def main(argv: Sequence[str] | None = None, task_cls: type[SEDTask] = SEDTask,
+         parser: argparse.ArgumentParser | None = None) -> dict:
+    """Parse the flags, resolve the config and run; `task_cls` lets recipes plug in a `SEDTask` subclass."""
+    args = (parser or build_parser()).parse_args(argv)
+    config = resolve_config(args.conf_file, [*args.set_overrides, *args.overrides])
+    return single_run(
+        config,
+        args.log_dir,
+        gpus=args.gpus,
+        resume_from_checkpoint=args.resume_from_checkpoint,
+        test_from_checkpoint=args.test_from_checkpoint,
+        eval_from_checkpoint=args.eval_from_checkpoint,
+        fast_dev_run=args.fast_dev_run,
+        strong_real=args.strong_real,
+        task_cls=task_cls,
+    )

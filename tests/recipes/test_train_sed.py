@@ -1,0 +1,147 @@
+"""End-to-end runs of the DCASE 2022 baseline recipe on a 16-clip mini DESED with a narrow CRNN."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from desed_task.evaluation import load_score_tables
+from desed_task.training.run import main
+from desed_task.training.sed import SEDTask
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = str(REPO / "confs/dcase2022_task4_baseline/demo.yaml")
+
+
+class RecordingTask(SEDTask):
+    """SEDTask that keeps its last instance and the training state seen when training starts."""
+
+    last = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        RecordingTask.last = self
+        self.start_state = None
+
+    def on_train_start(self):
+        optimizer = self.trainer.optimizers[0]
+        self.start_state = {
+            "epoch": self.current_epoch,
+            "global_step": self.global_step,
+            "teacher": {k: v.clone() for k, v in self.sed_teacher.state_dict().items()},
+            "adam_steps": [float(state["step"]) for state in optimizer.state.values()],
+            "scheduler_step": self.trainer.lr_scheduler_configs[0].scheduler.step_num,
+        }
+
+
+def run(log_dir, overrides, *flags, task_cls=SEDTask):
+    return main(["--conf_file", CONF, "--log_dir", str(log_dir), "--gpus", "0", *flags, "--set", *overrides],
+                task_cls=task_cls)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_overrides):
+    """One fit + test (1 epoch), reused by the tests that need a trained run."""
+    log_dir = tmp_path_factory.mktemp("trained")
+    results = run(log_dir, tiny_overrides)
+    return log_dir, results
+
+
+def test_fast_dev_run_of_the_recipe_script(tmp_path, tiny_overrides):
+    command = [sys.executable, str(REPO / "recipes/dcase2022_task4_baseline/train_sed.py"), "--conf_file", CONF,
+               "--log_dir", str(tmp_path), "--gpus", "0", "--fast_dev_run", *tiny_overrides]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    metrics = json.loads((tmp_path / "test_metrics.json").read_text())
+    for model in ("student", "teacher"):
+        for name in ("psds1_sed_scores_eval", "psds2_sed_scores_eval", "psds1_psds_eval", "psds2_psds_eval",
+                     "intersection_f1_macro", "event_f1_macro", "weak_f1_macro"):
+            assert 0.0 <= metrics[f"test/{model}/{name}"] <= 1.0
+    assert "hp_metric" in metrics
+    assert "psds1_sed_scores_eval" in completed.stdout  # the summary table
+    assert (tmp_path / "config.yaml").is_file() and (tmp_path / "last.ckpt").is_file()
+    assert float((tmp_path / "training_codecarbon/training_tot_kwh.txt").read_text()) >= 0
+    assert float((tmp_path / "devtest_codecarbon/devtest_tot_kwh.txt").read_text()) >= 0
+    assert list((tmp_path / "psd_roc/teacher").glob("*.png"))
+
+
+def test_fit_writes_metrics_scores_and_checkpoints(trained, mini_dir):
+    log_dir, results = trained
+    assert json.loads((log_dir / "test_metrics.json").read_text()) == pytest.approx(results, nan_ok=True)
+    assert "test/teacher/event_f1_classwise:Cat" in results
+    checkpoint = torch.load(log_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    assert any(k.startswith("sed_student.cnn.cnn.conv0") for k in checkpoint["state_dict"])
+    assert any(k.startswith("sed_teacher.rnn.rnn.weight_ih_l0") for k in checkpoint["state_dict"])
+    assert checkpoint["hyper_parameters"]["net"]["nb_filters"] == [4, 8, 8, 8, 8, 8, 8]
+    test_clips = {p.stem for p in (mini_dir / "audio/validation/validation_16k").glob("*.wav")}
+    scores = load_score_tables(log_dir / "test_scores/teacher")
+    assert set(scores) == test_clips
+
+
+def test_same_seed_gives_identical_test_metrics(trained, tmp_path, tiny_overrides):
+    _, first = trained
+    again = run(tmp_path, tiny_overrides)
+    assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)  # NaN-aware, exact
+
+
+def test_resume_continues_epoch_step_teacher_optimizer_and_scheduler(trained, tmp_path, tiny_overrides):
+    log_dir, _ = trained
+    checkpoint = torch.load(log_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    steps = checkpoint["global_step"]
+    assert steps > 0 and checkpoint["epoch"] == 0
+    run(tmp_path, [*tiny_overrides, "training.n_epochs=2"], "--resume_from_checkpoint", str(log_dir / "last.ckpt"),
+        task_cls=RecordingTask)
+    start = RecordingTask.last.start_state
+    assert start["epoch"] == 1 and start["global_step"] == steps
+    for key, value in start["teacher"].items():
+        assert torch.equal(value, checkpoint["state_dict"][f"sed_teacher.{key}"]), key
+    assert start["adam_steps"] and all(step == steps for step in start["adam_steps"])
+    assert start["scheduler_step"] == steps + 1
+    resumed = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * steps
+    assert resumed["lr_schedulers"][0]["last_epoch"] == 2 * steps
+
+
+def official_style_checkpoint(path, trained_dir):
+    """A Lightning checkpoint laid out like the official baseline's: sed_student./sed_teacher. keys, the
+    official mel_spec.* buffers, hyper-parameters; the teacher differs from the student."""
+    ours = torch.load(trained_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    state = {k: v for k, v in ours["state_dict"].items() if k.startswith(("sed_student.", "sed_teacher."))}
+    state = {k: (v + 0.01 if k.startswith("sed_teacher.") and v.is_floating_point() else v) for k, v in state.items()}
+    state["mel_spec.spectrogram.window"] = torch.hamming_window(2048, periodic=False)
+    state["mel_spec.mel_scale.fb"] = torch.zeros(1025, 128)
+    torch.save({"state_dict": state, "hyper_parameters": ours["hyper_parameters"], "epoch": 7}, path)
+    return state
+
+
+def test_test_from_checkpoint_loads_official_key_names(trained, tmp_path, tiny_overrides):
+    trained_dir, _ = trained
+    state = official_style_checkpoint(tmp_path / "official.ckpt", trained_dir)
+    results = run(tmp_path / "test", [o for o in tiny_overrides if not o.startswith("net.")],
+                  "--test_from_checkpoint", str(tmp_path / "official.ckpt"), task_cls=RecordingTask)
+    task = RecordingTask.last
+    for prefix, module in (("sed_student.", task.sed_student), ("sed_teacher.", task.sed_teacher)):
+        for key, value in module.state_dict().items():
+            assert torch.equal(value, state[prefix + key]), prefix + key
+    assert results["test/student/psds1_sed_scores_eval"] >= 0
+    student = load_score_tables(tmp_path / "test/test_scores/student")
+    teacher = load_score_tables(tmp_path / "test/test_scores/teacher")
+    assert set(student) == set(teacher)
+    assert any(not student[clip].equals(teacher[clip]) for clip in student)  # two different models were tested
+
+
+def test_eval_from_checkpoint_writes_readable_score_files(trained, tmp_path, tiny_overrides, mini_dir):
+    trained_dir, _ = trained
+    eval_folder = mini_dir / "audio/validation/validation_16k"
+    run(tmp_path, [*tiny_overrides, f"data.eval_folder={eval_folder}"],
+        "--eval_from_checkpoint", str(trained_dir / "last.ckpt"))
+    clips = {p.stem for p in eval_folder.glob("*.wav")}
+    for model in ("student", "teacher"):
+        scores = load_score_tables(tmp_path / "eval_scores" / model)
+        assert set(scores) == clips
+        table = next(iter(scores.values()))
+        assert list(table.columns[:2]) == ["onset", "offset"] and "Speech" in table.columns
+    assert not (tmp_path / "test_metrics.json").exists()
+    assert (tmp_path / "evaluation_codecarbon/eval_tot_kwh.txt").is_file()
