@@ -1,4 +1,4 @@
-"""plot.ipynb executes headless on the paper's score file and on one written by write_scores."""
+"""plot.ipynb executes headless on the paper's score file, on our own misc/scores.txt and on a partial file."""
 
 import nbclient
 import nbformat
@@ -38,4 +38,15 @@ def test_notebook_on_a_partial_score_file(repo_root, tmp_path, monkeypatch):
     write_scores(scores_file, "default_2", {PSDS2_METRIC: 0.43456})
     text, images = execute_notebook(repo_root, scores_file, monkeypatch)
     assert f"{(0.41234 + 0.43456) / 2:.4f}" in text
+    assert len(images) == 2
+
+
+def test_notebook_on_the_repository_score_file(repo_root, monkeypatch):
+    """misc/scores.txt holds the blocks written by our own `default_N` runs (see ckpt/default/README.md)."""
+    scores_file = repo_root / "misc" / "scores.txt"
+    frame = load_score_file(scores_file)
+    defaults = frame.loc[[name for name in frame.index if name.startswith("default_")], PSDS2_METRIC]
+    assert len(defaults) == 3
+    text, images = execute_notebook(repo_root, scores_file, monkeypatch)
+    assert f"{defaults.mean():.4f}" in text
     assert len(images) == 2

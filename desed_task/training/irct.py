@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
-import yaml
-from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor, nn
 
 from desed_task.features.irct_augment import (
@@ -37,10 +34,8 @@ from desed_task.features.irct_augment import (
     build_irct_views,
     choose_supervised_view,
 )
-from desed_task.training import run
 from desed_task.training.irct_losses import irct_loss
 from desed_task.training.sed import SEDTask, TrainBatch
-from desed_task.utils.scores import write_scores
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +49,6 @@ IRCT_DEFAULTS = {
     "seed": None,
 }
 SUPERVISED_VIEWS = ("random", *VIEWS)
-DEFAULT_SCORES_FILE = "misc/scores.txt"
 
 
 def irct_settings(config: Mapping) -> dict:
@@ -152,48 +146,3 @@ class IRCTTask(SEDTask):
         super().on_load_checkpoint(checkpoint)
         if "irct_generator_state" in checkpoint:
             self.irct_generator.set_state(checkpoint["irct_generator_state"])
-
-
-# ---------------------------------------------------------------------- recipe wiring with the score file
-def paper_metric_names(results: Mapping[str, float]) -> dict[str, float]:
-    """Test metrics under the IRCT score-file names (`weak_f1_classwise:<cls>` is `weak_f1:<cls>` there)."""
-    return {name.replace("/weak_f1_classwise:", "/weak_f1:"): float(value) for name, value in results.items()}
-
-
-def run_name_of(log_dir: str | Path) -> str:
-    """`run_name` of the config saved in `log_dir`, else the log directory's name."""
-    saved = Path(log_dir) / "config.yaml"
-    if saved.is_file():
-        name = (yaml.safe_load(saved.read_text()) or {}).get("run_name")
-        if name:
-            return str(name)
-    return Path(log_dir).resolve().name
-
-
-def record_scores(scores_file: str | Path, log_dir: str | Path, results: Mapping[str, float]) -> str:
-    """Append (or replace) the run's block of test metrics in the score file; returns the run name.
-
-    Adds `/test/tot_energy_kWh` from the codecarbon devtest file when it was written, as the paper's file.
-    """
-    metrics = paper_metric_names(results)
-    energy = Path(log_dir) / "devtest_codecarbon" / "devtest_tot_kwh.txt"
-    if energy.is_file():
-        metrics["/test/tot_energy_kWh"] = float(energy.read_text())
-    run_name = run_name_of(log_dir)
-    write_scores(scores_file, run_name, metrics)
-    return run_name
-
-
-def main_with_scores(argv: Sequence[str] | None, task_cls: type[SEDTask], description: str) -> dict:
-    """`desed_task.training.run.main` with `task_cls`, then the test metrics appended to `--scores_file`
-    (default misc/scores.txt; an empty value disables it) under the config's `run_name`."""
-    parser = run.build_parser(description)
-    parser.add_argument("--scores_file", default=DEFAULT_SCORES_FILE,
-                        help="score file collecting the test metrics of every run ('' to skip)")
-    args = parser.parse_args(argv)
-    results = run.main(argv, task_cls=task_cls, parser=parser)
-    if results and args.scores_file:
-        run_name = rank_zero_only(record_scores)(args.scores_file, args.log_dir, results)
-        if run_name:
-            log.info("test metrics of %s written to %s", run_name, args.scores_file)
-    return results

@@ -7,10 +7,11 @@ import argparse
 import logging
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pytorch_lightning as pl
 import torch
+import yaml
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
@@ -20,6 +21,7 @@ from desed_task.data.mini import apply_mini_config
 from desed_task.training.callbacks import CodeCarbonCallback
 from desed_task.training.sed import MODELS, SEDTask, build_encoder, load_sed_checkpoint
 from desed_task.utils.config import load_config, save_config
+from desed_task.utils.scores import write_scores
 from desed_task.utils.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,8 @@ SUMMARY_METRICS = ("psds1_sed_scores_eval", "psds2_sed_scores_eval", "psds1_psds
 ARCHITECTURE_SECTIONS = ("feats", "net", "scaler")
 
 
-def build_parser(description: str = "Train and test a mean-teacher SED system (DCASE 2022 Task 4 baseline)."
-                 ) -> argparse.ArgumentParser:
+def build_parser(description: str = "Train and test a mean-teacher SED system (DCASE 2022 Task 4 baseline).",
+                 scores_file: str | None = None) -> argparse.ArgumentParser:
     """The DCASE baseline flags, plus `--set a.b=value ...` / positional `a.b=value` config overrides."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--conf_file", default="./confs/dcase2022_task4_baseline/default.yaml",
@@ -49,6 +51,8 @@ def build_parser(description: str = "Train and test a mean-teacher SED system (D
                         help="also train on the real strongly labelled set (training.batch_size needs 4 entries)")
     parser.add_argument("--set", dest="set_overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override config values, e.g. --set training.n_epochs=3 opt.lr=0.01")
+    parser.add_argument("--scores_file", default=scores_file,
+                        help="score file (IRCT format) collecting the test metrics of every run; '' to skip")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="more config overrides")
     return parser
 
@@ -182,12 +186,41 @@ def single_run(
     return results
 
 
+def paper_metric_names(results: Mapping[str, float]) -> dict[str, float]:
+    """Test metrics under the IRCT score-file names (`weak_f1_classwise:<cls>` is `weak_f1:<cls>` there)."""
+    return {name.replace("/weak_f1_classwise:", "/weak_f1:"): float(value) for name, value in results.items()}
+
+
+def run_name_of(log_dir: str | Path) -> str:
+    """`run_name` of the config saved in `log_dir`, else the log directory's name."""
+    saved = Path(log_dir) / "config.yaml"
+    if saved.is_file():
+        name = (yaml.safe_load(saved.read_text()) or {}).get("run_name")
+        if name:
+            return str(name)
+    return Path(log_dir).resolve().name
+
+
+def record_scores(scores_file: str | Path, log_dir: str | Path, results: Mapping[str, float]) -> str:
+    """Append (or replace) the run's block of test metrics in the score file; returns the run name.
+
+    Adds `/test/tot_energy_kWh` from the codecarbon devtest file when it was written, as the paper's file.
+    """
+    metrics = paper_metric_names(results)
+    energy = Path(log_dir) / "devtest_codecarbon" / "devtest_tot_kwh.txt"
+    if energy.is_file():
+        metrics["/test/tot_energy_kWh"] = float(energy.read_text())
+    run_name = run_name_of(log_dir)
+    write_scores(scores_file, run_name, metrics)
+    return run_name
+
+
 def main(argv: Sequence[str] | None = None, task_cls: type[SEDTask] = SEDTask,
          parser: argparse.ArgumentParser | None = None) -> dict:
     """Parse the flags, resolve the config and run; `task_cls` lets recipes plug in a `SEDTask` subclass."""
     args = (parser or build_parser()).parse_args(argv)
     config = resolve_config(args.conf_file, [*args.set_overrides, *args.overrides])
-    return single_run(
+    results = single_run(
         config,
         args.log_dir,
         gpus=args.gpus,
@@ -198,3 +231,8 @@ def main(argv: Sequence[str] | None = None, task_cls: type[SEDTask] = SEDTask,
         strong_real=args.strong_real,
         task_cls=task_cls,
     )
+    if results and args.scores_file:
+        run_name = rank_zero_only(record_scores)(args.scores_file, args.log_dir, results)
+        if run_name:
+            log.info("test metrics of %s written to %s", run_name, args.scores_file)
+    return results

@@ -492,7 +492,8 @@ class SEDTask(pl.LightningModule):
             values[f"{model}_strong"] = strong
             values[f"{model}_weak"] = weak
             if not self.evaluation:
-                self.log(f"test/{model}/loss_strong", self.supervised_loss(strong, labels), batch_size=len(audio))
+                values[f"{model}_loss_strong"] = nn.functional.binary_cross_entropy(
+                    strong, labels, reduction="none").mean(dim=(1, 2))
         if not self.evaluation:
             values["target"] = labels.amax(-1)
         self._buffer("test", **values)
@@ -551,6 +552,7 @@ class SEDTask(pl.LightningModule):
             macro, per_class = weak_f1(torch.stack(outputs[f"{model}_weak"]).numpy(), targets,
                                        self.encoder.labels, threshold=0.5)
             results[f"test/{model}/weak_f1_macro"] = float(macro)
+            results[f"test/{model}/loss_strong"] = float(torch.stack(outputs[f"{model}_loss_strong"]).mean())
             for label, value in per_class.items():
                 results[f"test/{model}/weak_f1_classwise:{label}"] = float(value)
         results["hp_metric"] = max(results["test/student/psds1_psds_eval"], results["test/student/psds2_psds_eval"])

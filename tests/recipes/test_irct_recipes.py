@@ -1,6 +1,6 @@
 """`--fast_dev_run` of the IRCT and probe recipes on the 16-clip mini DESED with a narrow CRNN.
 
-Most runs go through `main_with_scores` in-process (the scripts' only line) with the PSD-ROC plots
+Most runs go through `run.main` in-process (the scripts' only line) with the PSD-ROC plots
 stubbed out for speed (they are covered by the baseline recipe tests); one run per script goes through
 the script itself in a subprocess.
 """
@@ -14,7 +14,8 @@ import torch
 from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.crnn import CRNN
 from desed_task.training import sed
-from desed_task.training.irct import IRCTTask, main_with_scores
+from desed_task.training.irct import IRCTTask
+from desed_task.training.run import build_parser, main
 from desed_task.training.probe import ProbeTask
 from desed_task.utils.scores import read_score_blocks
 
@@ -58,7 +59,7 @@ def no_plots(monkeypatch):
 def run(conf, task_cls, log_dir, scores_file, overrides, *flags):
     argv = ["--conf_file", conf, "--log_dir", str(log_dir), "--gpus", "0", "--scores_file", str(scores_file), *flags,
             "--set", *overrides]
-    return main_with_scores(argv, task_cls, "test")
+    return main(argv, task_cls=task_cls, parser=build_parser("test"))
 
 
 @pytest.mark.parametrize("placement, batches", [("input", SMALL_BATCHES), ("l3", []), ("l9", SMALL_BATCHES)])

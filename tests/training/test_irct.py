@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from desed_task.features.irct_augment import VIEWS, Augmentation, AugmentInfo, IRCTViews, PartPlan
-from desed_task.training.irct import IRCTTask, irct_settings, paper_metric_names, record_scores
+from desed_task.training.irct import IRCTTask, irct_settings
+from desed_task.training.run import paper_metric_names, record_scores
 from desed_task.utils.config import load_config
 from desed_task.utils.scores import read_score_blocks
 
