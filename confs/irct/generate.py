@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from desed_task.training.irct import IRCT_DEFAULTS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BASE = REPO_ROOT / "confs" / "dcase2022_task4_baseline" / "default.yaml"
 SEEDS = {1: 42, 2: 564537, 3: 54316782}
@@ -42,17 +44,7 @@ def default_config(base: dict, seed_index: int) -> dict:
 
 def irct_config(base: dict, aug_set: str, layer: int, seed_index: int) -> dict:
     config = _with_seed(base, f"irct_t{aug_set[-1]}_l{layer}_{seed_index}", seed_index)
-    config["irct"] = {
-        "placement": f"l{layer}",
-        "aug_set": aug_set,
-        "cost_i": 0.1,
-        "mix_extra": [1, 2],
-        "supervised_view": "random",
-        "roll_bug_compatible": False,
-        "detach_target": False,
-        "augment_invariance": True,
-        "seed": SEEDS[seed_index],
-    }
+    config["irct"] = {"placement": f"l{layer}", "aug_set": aug_set, **IRCT_DEFAULTS, "seed": SEEDS[seed_index]}
     return config
 
 

@@ -49,6 +49,19 @@ def _activation(name: str, channels: int) -> tuple[str, nn.Module]:
     raise ValueError(f"unknown activation {name!r} (glu, cg, relu, leakyrelu)")
 
 
+class FastDropout(nn.Dropout):
+    """``nn.Dropout`` (inverted, train-only) drawing its mask with ``rand < keep``: ~3x faster than
+    ``bernoulli_`` on CPU, where dropout otherwise dominates the CNN forward of small networks."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return torch.zeros_like(x)
+        keep = 1.0 - self.p
+        return x * (torch.rand_like(x) < keep).to(x.dtype) * (1.0 / keep)
+
+
 class CNN(nn.Module):
     """Stack of blocks conv -> BatchNorm2d(eps=1e-3, momentum=0.99) -> activation -> dropout -> AvgPool2d.
 
@@ -84,7 +97,7 @@ class CNN(nn.Module):
             self.cnn.add_module(f"batchnorm{i}", nn.BatchNorm2d(n_out, eps=0.001, momentum=0.99))
             stem, module = _activation(activation, n_out)
             self.cnn.add_module(f"{stem}{i}", module)
-            self.cnn.add_module(f"dropout{i}", nn.Dropout(conv_dropout))
+            self.cnn.add_module(f"dropout{i}", FastDropout(conv_dropout))
             pool = tuple(pooling[i]) if isinstance(pooling[i], Sequence) else pooling[i]
             self.cnn.add_module(f"pooling{i}", nn.AvgPool2d(pool))
             self.block_bounds.append((start, len(self.cnn)))
