@@ -2,7 +2,6 @@
 
 import nbclient
 import nbformat
-import pytest
 
 from desed_task.utils.scores import PSDS2_METRIC, load_score_file, write_scores
 

@@ -1,11 +1,15 @@
 """F-scores: intersection-based macro F1, collar-based (event) and segment-based F1 (sed_eval's), weak F1, bootstrap."""
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-import sed_eval
+
+with warnings.catch_warnings():  # dcase_util, imported by sed_eval, warns that pkg_resources is deprecated
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    import sed_eval
 
 from desed_task.evaluation.collar_segment import sed_eval_counts_numpy
 from desed_task.evaluation.io import audio_id
