@@ -13,11 +13,11 @@ DESED labels have neither).
 from __future__ import annotations
 
 import warnings
-
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 with warnings.catch_warnings():  # dcase_util, imported by sed_eval, warns that pkg_resources is deprecated
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     from sed_eval.util import bipartite_match
