@@ -29,6 +29,7 @@ def tiny_overrides(mini_dir) -> list[str]:
         "training.num_workers=0",
         "training.n_epochs=1",
         "training.n_epochs_warmup=1",
+        "training.validation_interval=1",
         "training.n_test_thresholds=10",
         "training.enable_progress_bar=False",
         "net.nb_filters=[4,8,8,8,8,8,8]",
