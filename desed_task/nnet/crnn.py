@@ -18,6 +18,17 @@ from desed_task.nnet.rnn import BidirectionalGRU
 ATTENTION_SOFTMAX_DIMS = ("classes", "time")
 
 
+
+def attention_pooling(strong: torch.Tensor, logits: torch.Tensor, softmax_dim: str = "classes") -> torch.Tensor:
+    """Weak (B, C) predictions: strong (B, T, C) frame scores averaged over time with attention weights.
+
+    The weights are softmax(logits) clamped at 1e-7, normalised over time; the official baseline takes the
+    softmax over the classes (``softmax_dim="classes"``), ``"time"`` takes it over the frames.
+    """
+    weights = torch.softmax(logits, dim=-1 if softmax_dim == "classes" else 1).clamp(min=1e-7, max=1)
+    return (strong * weights).sum(1) / weights.sum(1)
+
+
 class CRNN(nn.Module):
     """(B, n_mels, frames) log-mels -> (strong (B, nclass, frames'), weak (B, nclass)).
 
@@ -112,10 +123,7 @@ class CRNN(nn.Module):
         if pad_mask is not None:
             mask = pad_mask.unsqueeze(1) if pad_mask.ndim == 2 else pad_mask
             logits = logits.masked_fill(mask.transpose(1, 2), -1e30)
-        weights = torch.softmax(logits, dim=-1 if self.attention_softmax_dim == "classes" else 1)
-        weights = weights.clamp(min=1e-7, max=1)
-        weak = (strong * weights).sum(1) / weights.sum(1)
-        return strong.transpose(1, 2), weak
+        return strong.transpose(1, 2), attention_pooling(strong, logits, self.attention_softmax_dim)
 
     def encode(self, x: torch.Tensor, placement: str):
         """The chain from the log-mels up to and including ``placement``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from desed_task.nnet.crnn import CRNN
+from desed_task.nnet.crnn import CRNN, attention_pooling
 from desed_task.nnet.rnn import BidirectionalGRU
 
 PROBE_LAYERS = ("l1", "l2", "l3", "l4", "l5", "l6", "l7", "l8")
@@ -50,9 +50,7 @@ class ProbeHead(nn.Module):
         sequence = self.time_projection(representation_to_sequence(h))  # (B, C, out_frames)
         features = self.dropout(self.rnn(sequence.transpose(1, 2)))  # (B, out_frames, 2 * hidden)
         strong = torch.sigmoid(self.dense(features))
-        weights = torch.softmax(self.dense_softmax(features), dim=-1).clamp(min=1e-7, max=1)
-        weak = (strong * weights).sum(1) / weights.sum(1)
-        return strong.transpose(1, 2), weak
+        return strong.transpose(1, 2), attention_pooling(strong, self.dense_softmax(features))
 
 
 class ProbedCRNN(nn.Module):
