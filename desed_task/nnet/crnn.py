@@ -18,7 +18,6 @@ from desed_task.nnet.rnn import BidirectionalGRU
 ATTENTION_SOFTMAX_DIMS = ("classes", "time")
 
 
-
 def attention_pooling(strong: torch.Tensor, logits: torch.Tensor, softmax_dim: str = "classes") -> torch.Tensor:
     """Weak (B, C) predictions: strong (B, T, C) frame scores averaged over time with attention weights.
 
