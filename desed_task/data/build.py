@@ -25,20 +25,15 @@ class SEDDatasets:
     """Everything a SED run needs from the data layer.
 
     `train` is ConcatDataset([synth, (strong,) weak, unlabeled]) with `train_batch_sizes` in the same order
-    (feed both to MultiSetBatchSampler); `valid` is ConcatDataset([valid_synth, valid_weak]);
-    `*_tsv` / `*_dur` are the ground-truth and durations files of the strongly labelled evaluations.
+    (feed both to MultiSetBatchSampler). The ground truth and durations of the strongly labelled
+    evaluations stay at the config's `synth_val_tsv`/`synth_val_dur` and `test_tsv`/`test_dur`.
     """
 
     train: ConcatDataset
     train_batch_sizes: list[int]
-    valid: ConcatDataset
     valid_synth: StronglyAnnotatedSet
     valid_weak: WeaklyAnnotatedSet
-    synth_val_tsv: str
-    synth_val_dur: str
     test: StronglyAnnotatedSet
-    test_tsv: str
-    test_dur: str
 
 
 def _require(data: dict, key: str) -> Any:
@@ -58,12 +53,12 @@ def prepare_folder(data: dict, name: str) -> str:
     return folder
 
 
-def _ensure_durations(data: dict, set_name: str) -> str:
+def _ensure_durations(data: dict, set_name: str) -> None:
+    """Write `data[set_name + '_dur']` from the audio of `data[set_name + '_folder']` when it is missing."""
     path = _require(data, f"{set_name}_dur")
     if not Path(path).is_file():
         log.info("writing missing durations file %s", path)
         write_durations(data[f"{set_name}_folder"], path)
-    return path
 
 
 def _common(data: dict, encoder: ManyHotEncoder, report_dir) -> dict:
@@ -71,13 +66,14 @@ def _common(data: dict, encoder: ManyHotEncoder, report_dir) -> dict:
             "report_dir": report_dir}
 
 
-def build_test_dataset(config: dict, encoder: ManyHotEncoder, report_dir=None) -> tuple[StronglyAnnotatedSet, str, str]:
-    """(test set, test_tsv, test_dur) for `--test_from_checkpoint` and the end of training."""
+def build_test_dataset(config: dict, encoder: ManyHotEncoder, report_dir=None) -> StronglyAnnotatedSet:
+    """The test set for `--test_from_checkpoint` and the end of training (durations file written if absent)."""
     data = config["data"]
     folder = prepare_folder(data, "test_folder")
     test_tsv = _require(data, "test_tsv")
     test = StronglyAnnotatedSet(folder, test_tsv, split="test", config_key="test_tsv", **_common(data, encoder, report_dir))
-    return test, test_tsv, _ensure_durations(data, "test")
+    _ensure_durations(data, "test")
+    return test
 
 
 def build_eval_dataset(config: dict, encoder: ManyHotEncoder, report_dir=None) -> UnlabeledSet:
@@ -116,21 +112,15 @@ def build_sed_datasets(config: dict, encoder: ManyHotEncoder, strong_real: bool 
     train_sets.append(UnlabeledSet(prepare_folder(data, "unlabeled_folder"), random_crop=True, split="unlabeled_train",
                                    config_key="unlabeled_folder", **common))
 
-    synth_val_tsv = _require(data, "synth_val_tsv")
-    valid_synth = StronglyAnnotatedSet(prepare_folder(data, "synth_val_folder"), synth_val_tsv, split="synth_val",
-                                       config_key="synth_val_tsv", **common)
+    valid_synth = StronglyAnnotatedSet(prepare_folder(data, "synth_val_folder"), _require(data, "synth_val_tsv"),
+                                       split="synth_val", config_key="synth_val_tsv", **common)
     valid_weak = WeaklyAnnotatedSet(weak_folder, weak_valid_df, split="weak_val",
                                     config_key="weak_tsv (validation part, training.weak_split)", **common)
-    test, test_tsv, test_dur = build_test_dataset(config, encoder, report_dir)
+    _ensure_durations(data, "synth_val")
     return SEDDatasets(
         train=ConcatDataset(train_sets),
         train_batch_sizes=batch_sizes,
-        valid=ConcatDataset([valid_synth, valid_weak]),
         valid_synth=valid_synth,
         valid_weak=valid_weak,
-        synth_val_tsv=synth_val_tsv,
-        synth_val_dur=_ensure_durations(data, "synth_val"),
-        test=test,
-        test_tsv=test_tsv,
-        test_dur=test_dur,
+        test=build_test_dataset(config, encoder, report_dir),
     )

@@ -299,8 +299,11 @@ def build_irct_views(
     mix_extra: Sequence[int] = (1, 2),
     part_names: Sequence[str] = ("synthetic", "weak", "unlabeled"),
     net_pooling: int = 4,
+    original_features: torch.Tensor | None = None,
 ) -> IRCTViews:
     """Build IRCT's three views of a (B, L) batch made of parts of `batch_sizes`.
+
+    `original_features` is `frontend(waveforms)` when the caller has it already (it is not recomputed).
 
     Per part (as the reference): hard mixup of 1 or 2 extra clips of the same part and one augmentation
     drawn from `aug_set`. Labels (B, C, label_frames) follow each view (mixed; rolled for a time shift).
@@ -308,7 +311,7 @@ def build_irct_views(
     views = {view: [] for view in VIEWS}
     view_labels = {view: [] for view in VIEWS}
     parts = []
-    original = frontend(waveforms)
+    original = frontend(waveforms) if original_features is None else original_features
     for index, (rows, ratio) in enumerate(split_batch_parts(batch_sizes)):
         part_waves, part_labels = waveforms[rows], labels[rows]
         n_extra = int(mix_extra[int(torch.randint(len(mix_extra), (1,), generator=generator))])

@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 from typing import Mapping
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from desed_task.features.irct_augment import (
     AUGMENTATION_SETS,
@@ -34,6 +34,7 @@ from desed_task.features.irct_augment import (
     build_irct_views,
     choose_supervised_view,
 )
+from desed_task.features.mel import amplitude_to_db
 from desed_task.training.irct_losses import irct_loss
 from desed_task.training.sed import SEDTask, TrainBatch
 
@@ -74,10 +75,11 @@ class IRCTBatch(TrainBatch):
 
     views: IRCTViews | None = None
     supervised_view: str = "original"
+    representations: dict[str, object] | None = None
 
 
 class IRCTTask(SEDTask):
-    """`SEDTask` with IRCT's three-view batches and invariance loss (hooks: augment, detect,
+    """`SEDTask` with IRCT's three-view batches and invariance loss (hooks: augment, student_forward,
     compute_extra_loss; plus the state of its own random generator in setup and checkpoints)."""
 
     def __init__(self, config: dict, *args, **kwargs):
@@ -87,15 +89,13 @@ class IRCTTask(SEDTask):
             raise ValueError(f"irct.placement must be one of {self.sed_student.placements}, "
                              f"got {self.irct['placement']!r}")
         self.irct_generator = torch.Generator().manual_seed(int(self.irct["seed"]))
-        self._pending_batch: IRCTBatch | None = None
-        self._student_views: dict[str, object] | None = None
 
     def augment(self, batch: TrainBatch, mel_amplitude: Tensor) -> IRCTBatch:
         """Build the original / mixup / augmented views and select the supervised one."""
         views = build_irct_views(
             batch.audio, batch.labels, self.train_batch_sizes, self.mel, self.irct["aug_set"],
             generator=self.irct_generator, mix_extra=[int(n) for n in self.irct["mix_extra"]],
-            net_pooling=int(self.config["data"]["net_subsample"]),
+            net_pooling=int(self.config["data"]["net_subsample"]), original_features=amplitude_to_db(mel_amplitude),
         )
         view = self.irct["supervised_view"]
         if view == "random":
@@ -103,27 +103,21 @@ class IRCTTask(SEDTask):
         labels = views.labels[view]
         common = {f.name: getattr(batch, f.name) for f in fields(TrainBatch)}
         common.update(features=views.features[view], labels=labels, weak_labels=labels[batch.weak_mask].amax(-1))
-        irct_batch = IRCTBatch(**common, views=views, supervised_view=view)
-        self._pending_batch = irct_batch
-        return irct_batch
+        return IRCTBatch(**common, views=views, supervised_view=view)
 
-    def detect(self, features: Tensor, model: nn.Module) -> tuple[Tensor, Tensor]:
-        """On the student's training forward, encode the three views separately up to the placement
-        (kept for `compute_extra_loss`) and classify the supervised view; otherwise the plain detect."""
-        batch = self._pending_batch
-        if batch is None or model is not self.sed_student or features is not batch.features:
-            return super().detect(features, model)
-        self._pending_batch = None
+    def student_forward(self, batch: IRCTBatch) -> tuple[Tensor, Tensor]:
+        """Encode the three views separately up to the placement (kept on the batch for
+        `compute_extra_loss`) and classify the supervised view. Teacher, validation and test use `detect`."""
         placement = self.irct["placement"]
-        self._student_views = {name: model.encode(self.scaler(batch.views.features[name]), placement)
-                               for name in VIEWS}
-        return model.classify(self._student_views[batch.supervised_view], placement)
+        batch.representations = {name: self.sed_student.encode(self.scaler(batch.views.features[name]), placement)
+                                 for name in VIEWS}
+        return self.sed_student.classify(batch.representations[batch.supervised_view], placement)
 
     def compute_extra_loss(self, batch: IRCTBatch, student, teacher) -> tuple[Tensor, dict[str, Tensor]]:
         """loss_i of the student's three views, times the consistency weight (const_max x ramp-up)."""
-        representations, self._student_views = self._student_views, None
+        representations = batch.representations
         if representations is None:
-            raise RuntimeError("IRCTTask.compute_extra_loss needs the student's training forward (detect) first")
+            raise RuntimeError("IRCTTask.compute_extra_loss needs `student_forward` of the same batch first")
         terms = irct_loss(
             representations["original"], representations["mixup"], representations["augmented"],
             batch.views.parts, self.irct["placement"], input_frames=batch.features.shape[-1],

@@ -138,8 +138,7 @@ def single_run(
         task = task_cls(config, encoder, test_data=build_eval_dataset(config, encoder, report_dir),
                         log_dir=log_dir, evaluation=True)
     elif checkpoint is not None:
-        test_set, _, _ = build_test_dataset(config, encoder, report_dir)
-        task = task_cls(config, encoder, test_data=test_set, log_dir=log_dir)
+        task = task_cls(config, encoder, test_data=build_test_dataset(config, encoder, report_dir), log_dir=log_dir)
     else:
         datasets = build_sed_datasets(config, encoder, strong_real=strong_real, report_dir=report_dir)
         task = task_cls(config, encoder, train_data=datasets.train, train_batch_sizes=datasets.train_batch_sizes,

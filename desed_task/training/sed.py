@@ -7,7 +7,7 @@ evaluates both student and teacher. Batches are `[strong parts | weak part | unl
 `desed_task.data.sampler.MultiSetBatchSampler`.
 
 Subclasses (IRCT, probes) change behaviour through a few documented hooks:
-`build_student`, `build_teacher`, `trainable_parameters`, `augment`, `training_losses`,
+`build_student`, `build_teacher`, `trainable_parameters`, `augment`, `student_forward`, `training_losses`,
 `compute_extra_loss`, `detect`.
 """
 from __future__ import annotations
@@ -177,11 +177,17 @@ class SEDTask(pl.LightningModule):
             raise ValueError(f"training.self_sup_loss must be mse or bce, got {training['self_sup_loss']!r}")
         if training.get("mixup") not in (None, "soft", "hard"):
             raise ValueError(f"training.mixup must be soft, hard or null, got {training['mixup']!r}")
-        self.mixup_generator = torch.Generator().manual_seed(int(training.get("seed") or 0))
+        self.mixup_generator = torch.Generator().manual_seed(self.seed)
         self.rampup_length = 0
         self._train_sampler: MultiSetBatchSampler | None = None
         self._outputs: dict[str, list] = {}
+        self._synth_val_reference: tuple[pd.DataFrame, dict] | None = None
         self.test_results: dict[str, float] = {}
+
+    @property
+    def seed(self) -> int:
+        """`training.seed` (0 when unset): seeds the sampler, mixup draws and data-loader workers."""
+        return int(self.config["training"].get("seed") or 0)
 
     # ------------------------------------------------------------------ hooks for subclasses
     def build_student(self) -> nn.Module:
@@ -202,6 +208,13 @@ class SEDTask(pl.LightningModule):
     def detect(self, features: Tensor, model: nn.Module) -> tuple[Tensor, Tensor]:
         """Hook: log-mels (B, n_mels, frames) -> `model(scaler(features))` = (strong (B, C, T), weak (B, C))."""
         return model(self.scaler(features))
+
+    def student_forward(self, batch: TrainBatch) -> tuple[Tensor, Tensor]:
+        """Hook: the student's (strong, weak) outputs in a training step (default: `detect` on the features).
+
+        IRCT overrides it to encode its three views up to the placement and keep them on the batch.
+        """
+        return self.detect(batch.features, self.sed_student)
 
     def augment(self, batch: TrainBatch, mel_amplitude: Tensor) -> TrainBatch:
         """Hook: augment a training batch; `mel_amplitude` is the linear mel spectrogram of `batch.audio`.
@@ -298,7 +311,7 @@ class SEDTask(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         train_batch = self.prepare_train_batch(batch)
-        student = self.detect(train_batch.features, self.sed_student)
+        student = self.student_forward(train_batch)
         with torch.no_grad():
             teacher = self.detect(train_batch.features, self.sed_teacher)
         losses = self.training_losses(train_batch, student, teacher)
@@ -331,15 +344,14 @@ class SEDTask(pl.LightningModule):
             training = self.config["training"]
             sizes = [len(dataset) for dataset in self.train_data.datasets]
             self._train_sampler = MultiSetBatchSampler(
-                sizes, self.train_batch_sizes, shuffle=True, seed=int(training.get("seed") or 0),
+                sizes, self.train_batch_sizes, shuffle=True, seed=self.seed,
                 num_replicas=self.trainer.world_size, rank=self.trainer.global_rank,
             )
             steps_per_epoch = max(len(self._train_sampler) // training["accumulate_batches"], 1)
             self.rampup_length = training["n_epochs_warmup"] * steps_per_epoch
             if self.config["scaler"]["statistic"] == "dataset" and not self.scaler.fitted:
                 self._fit_scaler()
-        generator = torch.Generator().manual_seed(int(self.config["training"].get("seed") or 0) + self.global_rank)
-        self.mixup_generator.set_state(generator.get_state())
+        self.mixup_generator.manual_seed(self.seed + self.global_rank)
 
     def _fit_scaler(self) -> None:
         """Dataset statistics of the log-mels, from `scaler.savepath` when it exists, else fitted and saved."""
@@ -365,7 +377,7 @@ class SEDTask(pl.LightningModule):
     # ------------------------------------------------------------------ data loaders
     def _loader_kwargs(self) -> dict:
         workers = int(self.config["training"]["num_workers"])
-        generator = torch.Generator().manual_seed(int(self.config["training"].get("seed") or 0) + self.global_rank)
+        generator = torch.Generator().manual_seed(self.seed + self.global_rank)
         return {"num_workers": workers, "worker_init_fn": seed_worker, "generator": generator,
                 "persistent_workers": workers > 0}
 
@@ -468,9 +480,11 @@ class SEDTask(pl.LightningModule):
                 torch.stack(weak[model]).numpy(), torch.stack(weak["target"]).numpy(), self.encoder.labels,
                 threshold=0.5)[0]) if weak else 0.0
         if synth:
-            ground_truth, durations = self._restrict(
-                load_ground_truth(self.config["data"]["synth_val_tsv"]),
-                load_durations(self.config["data"]["synth_val_dur"]), synth["file_id"])
+            if self._synth_val_reference is None:  # read once per run, not at every validation
+                data = self.config["data"]
+                self._synth_val_reference = (load_ground_truth(data["synth_val_tsv"]),
+                                             load_durations(data["synth_val_dur"]))
+            ground_truth, durations = self._restrict(*self._synth_val_reference, synth["file_id"])
             for model in MODELS:
                 _, scores = self._decode(synth[model], synth["file_id"], durations)
                 detections = scores_to_detections(scores, list(training["val_thresholds"]))

@@ -34,7 +34,7 @@ def raw_batch(seed=0):
 
 def student_loss_i(task, batch):
     """(weighted extra loss, logs) of one training batch through the hooks, as training_step calls them."""
-    student = task.detect(batch.features, task.sed_student)
+    student = task.student_forward(batch)
     with torch.no_grad():
         teacher = task.detect(batch.features, task.sed_teacher)
     return task.compute_extra_loss(batch, student, teacher)
@@ -49,7 +49,6 @@ def identical_views_batch(task, raw):
              for p in batch.views.parts]
     batch.views = IRCTViews({view: original for view in VIEWS}, batch.views.labels, parts)
     batch.features = original
-    task._pending_batch = batch
     return batch
 
 
@@ -74,7 +73,7 @@ def test_supervised_view_feeds_the_student_forward_and_labels():
     assert torch.equal(batch.labels, batch.views.labels["mixup"])
     assert torch.equal(batch.weak_labels, batch.labels[batch.weak_mask].amax(-1))
     task.eval()
-    strong, weak = task.detect(batch.features, task.sed_student)
+    strong, weak = task.student_forward(batch)
     expected = task.sed_student(task.scaler(batch.views.features["mixup"]))
     assert torch.allclose(strong, expected[0]) and torch.allclose(weak, expected[1])
 
@@ -107,7 +106,7 @@ def test_teacher_and_validation_use_the_plain_forward():
     task.eval()
     batch = task.prepare_train_batch(raw_batch())
     teacher = task.detect(batch.features, task.sed_teacher)
-    assert task._pending_batch is batch  # only the student's training forward consumes the views
+    assert batch.representations is None  # only the student's training forward encodes the views
     assert torch.allclose(teacher[0], task.sed_teacher(task.scaler(batch.features))[0])
     other = batch.features.clone()
     assert torch.allclose(task.detect(other, task.sed_student)[0], task.sed_student(task.scaler(other))[0])
@@ -180,3 +179,10 @@ def test_record_scores_uses_paper_names_run_name_and_energy(tmp_path):
                      "/test/tot_energy_kWh": 0.5}
     (log_dir / "config.yaml").unlink()
     assert record_scores(scores, log_dir, results) == "some_dir"
+
+
+def test_original_view_reuses_the_batch_log_mel():
+    task = make_task("l3")
+    raw = raw_batch()
+    batch = task.prepare_train_batch(raw)
+    assert torch.allclose(batch.views.features["original"], task.mel(raw[0]))
