@@ -8,7 +8,7 @@ evaluates both student and teacher. Batches are `[strong parts | weak part | unl
 
 Subclasses (IRCT, probes) change behaviour through a few documented hooks:
 `build_student`, `build_teacher`, `trainable_parameters`, `augment`, `student_forward`, `training_losses`,
-`compute_extra_loss`, `detect`.
+`compute_extra_loss`, `detect`, `inference_inputs`.
 """
 from __future__ import annotations
 
@@ -209,6 +209,11 @@ class SEDTask(pl.LightningModule):
         """Hook: log-mels (B, n_mels, frames) -> `model(scaler(features))` = (strong (B, C, T), weak (B, C))."""
         return model(self.scaler(features))
 
+    def inference_inputs(self, audio: Tensor):
+        """Hook: waveforms (B, samples) -> the input of `detect` in validation, test and any-length inference
+        (`desed_task.inference`). Default: the clamped dB log-mel; a model with a second frontend returns both."""
+        return self.mel(audio)
+
     def student_forward(self, batch: TrainBatch) -> tuple[Tensor, Tensor]:
         """Hook: the student's (strong, weak) outputs in a training step (default: `detect` on the features).
 
@@ -401,7 +406,7 @@ class SEDTask(pl.LightningModule):
 
     # ------------------------------------------------------------------ buffers shared by validation and test
     def _predict(self, audio: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
-        features = self.mel(audio)
+        features = self.inference_inputs(audio)
         return {"student": self.detect(features, self.sed_student), "teacher": self.detect(features, self.sed_teacher)}
 
     def _buffer(self, name: str, **values) -> None:
