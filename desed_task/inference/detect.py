@@ -211,16 +211,21 @@ class Detector:
 
     # ------------------------------------------------------------------ results
     def _finish(self, state: _FileState) -> FileResult:
+        """Post-process the averaged frames of all windows, then keep the frames of the real audio: exactly what
+        the trainer's test step does with a padded clip (`decode_strong_scores` with the clip's duration)."""
         geometry = self.geometry
-        n_frames = geometry.n_frames(state.n_samples)
+        covered = geometry.start_frame(state.n_windows - 1) + geometry.window_frames
         duration = state.n_samples / geometry.sample_rate
-        encoder = ManyHotEncoder.from_state_dict({**self.task.encoder.state_dict(), "audio_len": duration})
-        _, scores = decode_strong_scores(state.scores.average(n_frames)[None], [state.path.name], encoder,
+        encoder = ManyHotEncoder.from_state_dict(
+            {**self.task.encoder.state_dict(), "audio_len": max(duration, covered * geometry.frame_seconds)})
+        _, scores = decode_strong_scores(state.scores.average(covered)[None], [state.path.name], encoder,
                                          self.median_window, durations={state.path.name: duration})
         table = scores[audio_id(state.path.name)]
-        spectrogram = None if state.spectrogram is None else state.spectrogram.average(n_frames)
-        return FileResult(state.path, duration, geometry.frame_seconds, table, detections_from_scores(table, state.path.name, self.thresholds),
-                          spectrogram)
+        spectrogram = None
+        if state.spectrogram is not None:
+            spectrogram = state.spectrogram.average(covered)[:, :len(table) * self.mel_frames_per_frame]
+        return FileResult(state.path, duration, geometry.frame_seconds, table,
+                          detections_from_scores(table, state.path.name, self.thresholds), spectrogram)
 
     def run(self, paths: Iterable[str | Path], progress: Callable[[int], None] | None = None
             ) -> Iterator[FileResult | Skipped]:

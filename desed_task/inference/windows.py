@@ -7,7 +7,8 @@ so every window frame falls exactly on the file's frame grid (frame j covers sam
 nothing drifts, whatever the length. The file's frames are those starting inside the audio, as the
 evaluation decodes them (`decode_strong_scores` with durations); a file no longer than one window is one
 zero-padded window, exactly as in training and testing, so a 10 s clip gives the test step's W frames.
-The last window is zero-padded like a short training clip and its frames past the audio are dropped.
+The last window is zero-padded like a short training clip; post-processing runs over all window frames
+and then the frames past the audio are dropped, as the test step does for a short clip.
 Overlapping frames are averaged, optionally weighted by a taper that trusts a window's centre more than its
 edges (where the model sees one-sided context).
 """
