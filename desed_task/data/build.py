@@ -16,6 +16,7 @@ from desed_task.data.datasets import StronglyAnnotatedSet, UnlabeledSet, WeaklyA
 from desed_task.data.encoder import ManyHotEncoder
 from desed_task.data.manifest import write_durations
 from desed_task.data.resample import resample_folder
+from desed_task.utils.errors import BadInput, MissingInput
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class SEDDatasets:
 
 def _require(data: dict, key: str) -> Any:
     if data.get(key) in (None, ""):
-        raise ValueError(f"config key data.{key} must be set")
+        raise BadInput(f"config key data.{key} must be set")
     return data[key]
 
 
@@ -49,7 +50,7 @@ def prepare_folder(data: dict, name: str) -> str:
     if source:
         resample_folder(source, folder, target_fs=int(data.get("fs", 16000)))
     elif not Path(folder).is_dir():
-        raise ValueError(f"config key data.{name} = {folder}: folder not found (and data.{name}_44k is not set)")
+        raise BadInput(f"config key data.{name} = {folder}: folder not found (and data.{name}_44k is not set)")
     return folder
 
 
@@ -94,7 +95,7 @@ def build_sed_datasets(config: dict, encoder: ManyHotEncoder, strong_real: bool 
     expected = 4 if strong_real else 3
     if len(batch_sizes) != expected:
         layout = "[synth, strong, weak, unlabeled]" if strong_real else "[synth, weak, unlabeled]"
-        raise ValueError(
+        raise BadInput(
             f"training.batch_size = {batch_sizes} must have {expected} entries {layout}"
             + (" when strong_real is set" if strong_real else "")
         )

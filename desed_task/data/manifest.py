@@ -22,6 +22,7 @@ import pandas as pd
 import soundfile as sf
 
 from desed_task.data.audio import list_audio_files
+from desed_task.utils.errors import BadInput, MissingInput
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,11 @@ def _read_tsv(source, columns: Sequence[str], split: str) -> pd.DataFrame:
         frame = source
     else:
         if not Path(source).is_file():
-            raise FileNotFoundError(f"metadata file of split '{split}' not found: {source}")
+            raise MissingInput(f"metadata file of split '{split}' not found: {source}")
         frame = pd.read_csv(source, sep="\t", dtype={"filename": str, "event_label": str, "event_labels": str})
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{_describe(source)}: missing column(s) {missing}; expected header {list(columns)}")
+        raise BadInput(f"{_describe(source)}: missing column(s) {missing}; expected header {list(columns)}")
     return frame
 
 
@@ -105,18 +106,18 @@ def _report_skipped(skipped: list[tuple[str, str, str]], split: str, report_dir:
 def _require_non_empty(items, split: str, config_key: str | None, location) -> None:
     if not items:
         key = f"config key data.{config_key} = {location}" if config_key else f"{location}"
-        raise ValueError(f"split '{split}' is empty (no usable audio file): check {key}")
+        raise BadInput(f"split '{split}' is empty (no usable audio file): check {key}")
 
 
 def _as_time(value, name: str, where: str) -> float:
     try:
         time = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: {name} {value!r} is not a number") from None
+        raise BadInput(f"{where}: {name} {value!r} is not a number") from None
     if np.isnan(time):
-        raise ValueError(f"{where}: {name} is missing for a row that has an event label")
+        raise BadInput(f"{where}: {name} is missing for a row that has an event label")
     if time < 0:
-        raise ValueError(f"{where}: negative {name} {time}")
+        raise BadInput(f"{where}: negative {name} {time}")
     return time
 
 
@@ -138,19 +139,19 @@ def read_strong_annotations(
     for index, name, onset, offset, label in frame[list(STRONG_COLUMNS)].itertuples(name=None):
         where = f"{_describe(source)} line {_line(index)}"
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{where}: empty filename")
+            raise BadInput(f"{where}: empty filename")
         clip_events = events.setdefault(name, [])
         has_label = isinstance(label, str) and label != ""
         if not has_label:
             if not (pd.isna(onset) and pd.isna(offset)):
-                raise ValueError(f"{where}: onset/offset given without an event label")
+                raise BadInput(f"{where}: onset/offset given without an event label")
             continue
         if label not in known:
-            raise ValueError(f"{where}: unknown event label {label!r} (known: {sorted(known)})")
+            raise BadInput(f"{where}: unknown event label {label!r} (known: {sorted(known)})")
         onset = _as_time(onset, "onset", where)
         offset = _as_time(offset, "offset", where)
         if onset > offset:
-            raise ValueError(f"{where}: onset {onset} is after offset {offset}")
+            raise BadInput(f"{where}: onset {onset} is after offset {offset}")
         clip_events.append((label, onset, offset, _line(index)))
     infos = check_audio_files(folder, list(events), split, report_dir)
     _require_non_empty(infos, split, config_key, f"{_describe(source)} with audio in {folder}")
@@ -188,11 +189,11 @@ def read_weak_annotations(
     for index, name, joined in frame[list(WEAK_COLUMNS)].itertuples(name=None):
         where = f"{_describe(source)} line {_line(index)}"
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{where}: empty filename")
+            raise BadInput(f"{where}: empty filename")
         names = [label for label in joined.split(",") if label] if isinstance(joined, str) else []
         for label in names:
             if label not in known:
-                raise ValueError(f"{where}: unknown event label {label!r} (known: {sorted(known)})")
+                raise BadInput(f"{where}: unknown event label {label!r} (known: {sorted(known)})")
         clip_labels.setdefault(name, [])
         clip_labels[name] += [label for label in names if label not in clip_labels[name]]
     infos = check_audio_files(folder, list(clip_labels), split, report_dir)

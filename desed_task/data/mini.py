@@ -16,6 +16,7 @@ import argparse
 import copy
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -29,6 +30,8 @@ import pandas as pd
 from desed_task.data.classes import DESED_CLASSES
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import background, synthesize_event
+
+log = logging.getLogger(__name__)
 
 CLIP_LEN = 10.0
 CLASS_SHARES = {
@@ -237,7 +240,11 @@ def ensure_mini_dataset(out_dir, seed: int = 0, workers: int | None = None, **si
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not complete():
             marker.unlink(missing_ok=True)
+            log.info("generating the mini DESED dataset into %s (the demo's sizes: about 660 MB, 20 s to a few "
+                     "minutes)", root)
+            started = time.perf_counter()
             generate_mini_desed(root, seed, workers=workers, **sizes)
+            log.info("mini DESED generated in %.0f s", time.perf_counter() - started)
             tmp = root / f".{MARKER}.{os.getpid()}.tmp"
             tmp.write_text(json.dumps(wanted))
             os.replace(tmp, marker)

@@ -19,6 +19,7 @@ from pathlib import Path
 import soundfile as sf
 
 from desed_task.data.audio import list_audio_files, read_audio
+from desed_task.utils.errors import MissingInput
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def resample_folder(src_folder: str | Path, dst_folder: str | Path, target_fs: i
     """
     src, dst = Path(src_folder), Path(dst_folder)
     if not src.is_dir():
-        raise FileNotFoundError(f"resample source folder not found: {src}")
+        raise MissingInput(f"resample source folder not found: {src}")
     if _is_complete(src, dst, target_fs):
         return False
     with folder_lock(dst):
