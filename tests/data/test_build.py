@@ -51,9 +51,9 @@ def test_missing_test_folder_names_the_key(tiny_mini, encoder, tmp_path):
 
 def test_apply_mini_config_reuses_a_complete_dataset(tiny_mini):
     root, paths = tiny_mini
-    config = {"data": {"mini": {"out_dir": str(root), "seed": 3, "workers": 2, **TINY_SIZES}, "synth_folder": "x"}}
+    config = {"data": {"mini": {"out_dir": str(root), "seed": 3, "workers": 2, **TINY_SIZES}, "synth_folder": None}}
     marker_time = (root / ".mini_complete.json").stat().st_mtime_ns
     resolved = apply_mini_config(config)
     assert resolved["data"]["synth_folder"] == mini_config_paths(root)["synth_folder"] == paths["synth_folder"]
     assert (root / ".mini_complete.json").stat().st_mtime_ns == marker_time
-    assert config["data"]["synth_folder"] == "x"
+    assert config["data"]["synth_folder"] is None
