@@ -84,7 +84,7 @@ def wav_declared_frames(path: str | Path) -> int | None:
 def declared_frames(path: str | Path, info) -> int:
     """Frames the header of `path` declares: the RIFF data size for WAV, the stream header otherwise
     (`info` is its soundfile.info)."""
-    declared = wav_declared_frames(path) if info.format == "WAV" else None
+    declared = wav_declared_frames(path)
     return info.frames if declared is None else declared
 
 
@@ -95,10 +95,10 @@ def _truncation_message(declared: int, held: int, samplerate: int) -> str:
 
 def check_complete(path: str | Path, info) -> None:
     """Raise IncompleteAudioError when `path` holds less audio than its header declares, without decoding it:
-    WAV compares the header's data size with the file size; other formats decode only the last
-    TAIL_FRAMES frames (a truncated FLAC cannot seek or decode there)."""
-    if info.format == "WAV":
-        declared = declared_frames(path, info)
+    a WAV file's header data size is compared with what the file holds; other files (FLAC) decode only
+    their last TAIL_FRAMES frames (a truncated FLAC cannot seek or decode there)."""
+    declared = wav_declared_frames(path)
+    if declared is not None:
         if declared > info.frames:
             raise IncompleteAudioError(_truncation_message(declared, info.frames, info.samplerate))
         return
@@ -108,7 +108,8 @@ def check_complete(path: str | Path, info) -> None:
             handle.seek(info.frames - count)
             held = info.frames - count + len(handle.read(count, dtype="float32"))
     except RuntimeError as error:  # soundfile's LibsndfileError
-        raise IncompleteAudioError(f"truncated: the last {count} frames cannot be decoded ({error})") from None
+        raise IncompleteAudioError(
+            f"truncated or corrupt: the last {count} frames cannot be decoded ({error})") from None
     if held < info.frames:
         raise IncompleteAudioError(_truncation_message(info.frames, held, info.samplerate))
 

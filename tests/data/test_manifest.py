@@ -134,4 +134,4 @@ def test_truncated_flac_is_reported_and_a_complete_one_kept(tmp_path):
     infos = scan_unlabeled(audio, "unlabeled", report_dir=tmp_path)
     assert list(infos) == ["whole.flac"]
     reason = pd.read_csv(tmp_path / "missing_files_unlabeled.tsv", sep="\t")["reason"].iloc[0]
-    assert reason.startswith("truncated: the last 1024 frames cannot be decoded")
+    assert reason.startswith("truncated or corrupt: the last 1024 frames cannot be decoded")
