@@ -1,7 +1,8 @@
 """Build the train / validation / test / evaluation datasets of a DCASE-style config `data` section.
 
 Order of work: resample cache for every `*_folder_44k` that is set (so `*_folder` holds 16 kHz audio),
-durations TSVs written when absent, then validated datasets (see `manifest` for the checks).
+validated datasets (see `manifest` for the checks; the validation and test audio is also checked against
+its durations TSV), then durations TSVs written when absent, from the clips that passed the checks.
 """
 from __future__ import annotations
 
@@ -54,12 +55,18 @@ def prepare_folder(data: dict, name: str) -> str:
     return folder
 
 
-def _ensure_durations(data: dict, set_name: str) -> None:
-    """Write `data[set_name + '_dur']` from the audio of `data[set_name + '_folder']` when it is missing."""
+def _existing_durations(data: dict, set_name: str) -> str | None:
+    """`data[set_name + '_dur']` when that file exists (the audio is then checked against it)."""
     path = _require(data, f"{set_name}_dur")
+    return path if Path(path).is_file() else None
+
+
+def _ensure_durations(data: dict, set_name: str, dataset: StronglyAnnotatedSet) -> None:
+    """Write `data[set_name + '_dur']` when it is missing, from the clips of `dataset` that passed the checks."""
+    path = data[f"{set_name}_dur"]
     if not Path(path).is_file():
         log.info("writing missing durations file %s", path)
-        write_durations(data[f"{set_name}_folder"], path)
+        write_durations(data[f"{set_name}_folder"], path, list(dataset.audio_info))
 
 
 def _common(data: dict, encoder: ManyHotEncoder, report_dir) -> dict:
@@ -72,8 +79,9 @@ def build_test_dataset(config: dict, encoder: ManyHotEncoder, report_dir=None) -
     data = config["data"]
     folder = prepare_folder(data, "test_folder")
     test_tsv = _require(data, "test_tsv")
-    test = StronglyAnnotatedSet(folder, test_tsv, split="test", config_key="test_tsv", **_common(data, encoder, report_dir))
-    _ensure_durations(data, "test")
+    test = StronglyAnnotatedSet(folder, test_tsv, split="test", config_key="test_tsv",
+                                durations=_existing_durations(data, "test"), **_common(data, encoder, report_dir))
+    _ensure_durations(data, "test", test)
     return test
 
 
@@ -114,10 +122,11 @@ def build_sed_datasets(config: dict, encoder: ManyHotEncoder, strong_real: bool 
                                    config_key="unlabeled_folder", **common))
 
     valid_synth = StronglyAnnotatedSet(prepare_folder(data, "synth_val_folder"), _require(data, "synth_val_tsv"),
-                                       split="synth_val", config_key="synth_val_tsv", **common)
+                                       split="synth_val", config_key="synth_val_tsv",
+                                       durations=_existing_durations(data, "synth_val"), **common)
     valid_weak = WeaklyAnnotatedSet(weak_folder, weak_valid_df, split="weak_val",
                                     config_key="weak_tsv (validation part, training.weak_split)", **common)
-    _ensure_durations(data, "synth_val")
+    _ensure_durations(data, "synth_val", valid_synth)
     return SEDDatasets(
         train=ConcatDataset(train_sets),
         train_batch_sizes=batch_sizes,

@@ -68,7 +68,7 @@ def build_parser(description: str = "Train and test a mean-teacher SED system (D
 
 def resolve_config(conf_file: str, overrides: Sequence[str] = ()) -> dict:
     """Load the config, apply overrides and, when `data.mini` is set, generate and point to the mini dataset."""
-    return apply_mini_config(load_config(conf_file, overrides))
+    return apply_mini_config(load_config(conf_file, overrides), file_config=load_config(conf_file))
 
 
 def trainer_devices(gpus: str | int) -> dict:
