@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--bootstrap", type=int, default=0,
         help="number of bootstrap draws (clips resampled) for 95 %% intervals of the F1s, and of PSDS1/PSDS2 with --scores",
     )
+    parser.add_argument(
+        "--psds_bootstrap", type=int, default=None,
+        help="bootstrap draws for the PSDS intervals (default: --bootstrap; 0: none); a PSDS draw costs much more "
+        "than an F1 draw (see the README)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_jobs", type=int, default=1, help="processes for the sed_scores_eval PSDS backend")
     parser.add_argument(
@@ -59,8 +64,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.plot and args.detections:
         parser.error("--plot draws PSD-ROC curves, which need --scores or --operating_points, not --detections")
-    if args.bootstrap < 0:
-        parser.error("--bootstrap must be >= 0")
+    if args.bootstrap < 0 or (args.psds_bootstrap or 0) < 0:
+        parser.error("--bootstrap and --psds_bootstrap must be >= 0")
     start = time.perf_counter()
     try:
         classes = parse_classes(args.classes)
@@ -91,7 +96,7 @@ def main(argv=None) -> int:
     report = sed_report(
         ground_truth, durations, scores=scores, operating_points=operating_points, detections=detections,
         threshold=args.threshold, n_bootstrap=args.bootstrap, seed=args.seed, num_jobs=args.num_jobs,
-        curves=curves, psds_backend=args.psds_backend,
+        curves=curves, psds_backend=args.psds_backend, n_psds_bootstrap=args.psds_bootstrap, progress=True,
     )
     report["seconds"] = time.perf_counter() - start
     print(format_report(report))
