@@ -190,7 +190,7 @@ def _results_from_counts(counts: dict, substitutions: str, deletions: str, inser
             "count": {"Nref": values["Nref"], "Nsys": values["Nsys"]},
         }
     average = {
-        part: {key: float(np.nanmean([class_wise[label][part][key] for label in class_wise])) for key in keys}
+        part: {key: _nanmean([class_wise[label][part][key] for label in class_wise]) for key in keys}
         for part, keys in (("f_measure", ("f_measure", "precision", "recall")),
                            ("error_rate", ("error_rate", "deletion_rate", "insertion_rate")))
     } if class_wise else {"f_measure": {}, "error_rate": {}}
@@ -199,6 +199,13 @@ def _results_from_counts(counts: dict, substitutions: str, deletions: str, inser
         "class_wise": class_wise,
         "class_wise_average": average,
     }
+
+
+def _nanmean(values) -> float:
+    """np.nanmean, NaN without a warning when every value is NaN (e.g. no class has a detection)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(values))
 
 
 F1_BACKENDS = ("numpy", "sed_eval")

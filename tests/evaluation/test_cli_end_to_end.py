@@ -57,7 +57,8 @@ def assert_same_report(cli, api):
 
 def test_scores_folder_report_and_plots(tmp_path):
     gt_path, dur_path, score_dir = small_dataset(tmp_path)
-    args = ["--ground_truth", str(gt_path), "--durations", str(dur_path), "--scores", str(score_dir)]
+    args = ["--ground_truth", str(gt_path), "--durations", str(dur_path), "--scores", str(score_dir),
+            "--classes", ",".join(LABELS)]
     assert main(args + ["--out", str(tmp_path / "report.json"), "--plot", str(tmp_path / "plots")]) == 0
     cli = read_report(tmp_path / "report.json")
     ground_truth, durations = load_ground_truth(gt_path), load_durations(dur_path)
@@ -90,7 +91,7 @@ def test_operating_points_folder(desed, tmp_path):
         shutil.copy(desed / "baseline_student" / "predictions_operating_points" / name, folder / name)
     gt_path, dur_path = desed / "validation.tsv", desed / "validation_durations.tsv"
     args = ["--ground_truth", str(gt_path), "--durations", str(dur_path), "--operating_points", str(folder),
-            "--threshold", "0.49"]
+            "--threshold", "0.49", "--allow_events_past_duration"]
     assert main(args + ["--out", str(tmp_path / "report.json"), "--plot", str(tmp_path / "plots")]) == 0
     cli = read_report(tmp_path / "report.json")
     ground_truth, durations = load_ground_truth(gt_path), load_durations(dur_path)
@@ -114,7 +115,7 @@ def test_detection_file_tsv_and_csv(desed, tmp_path):
     for path in (csv_path, tsv_path):
         out = tmp_path / f"{path.suffix[1:]}.json"
         assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path), "--detections", str(path),
-                     "--out", str(out)]) == 0
+                     "--allow_events_past_duration", "--out", str(out)]) == 0
         reports.append(read_report(out))
     assert reports[0] == reports[1]
     api = sed_report(load_ground_truth(gt_path), load_durations(dur_path), detections=load_detections(csv_path))
