@@ -16,15 +16,17 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 from tqdm import tqdm
 
 from desed_task.evaluation.collar_segment import clip_counts_numpy
 from desed_task.evaluation.f1 import _labels, intersection_counts, intersection_f1_from_counts
-from desed_task.evaluation.intersection_curves import accumulate_steps, score_runs, statistic_steps
+from desed_task.evaluation.intersection_curves import StatisticSteps, score_runs, statistic_steps
 from desed_task.evaluation.io import audio_id
-from desed_task.evaluation.psds import PSDS1, PSDS2, _psd_roc_from_statistics, ground_truth_events
+from desed_task.evaluation.psds import PSDS1, PSDS2, ground_truth_events, psds_from_psd_roc, sse_multi_class_roc
 
 SECONDS_PER_HOUR = 3600.0
+PSDS_DRAW_BATCH = 16  # draws whose count curves are summed at once (memory: ~2 x thresholds x 16 floats)
 
 
 def bootstrap_indices(n_clips: int, n_draws: int, seed: int = 0) -> np.ndarray:
@@ -87,23 +89,87 @@ def f1_bootstrap_values(
     return values
 
 
-def _within_max_efpr(statistics, t_ref: dict, dataset_duration: float, scenario) -> dict:
-    """The statistics without the thresholds whose eFPR exceeds the scenario's maximum.
+class _ScenarioDraws:
+    """One scenario's PSD-ROC count steps, laid out to be re-accumulated quickly for many clip weightings.
 
-    sed_scores_eval sorts a class's operating points by eFPR and cuts them at `max_efpr`, so leaving those
-    points out beforehand changes nothing but saves its (Python) sort of every threshold.
+    The steps of all classes share one index (`offsets[class] + threshold position`): a (thresholds, clips)
+    sparse matrix of summed steps, so that the TP / FP counts of a batch of draws at every threshold take one
+    sparse product and one cumulative sum. Cross-trigger counts (PSDS2) are only needed at thresholds whose
+    FP rate alone is within `max_efpr`; they are read there from cumulative sums of the cross-trigger steps
+    sorted by (class, other class, threshold).
     """
-    kept = {}
-    for label, (thresholds, stats) in statistics.items():
-        efpr = stats["fps"] / dataset_duration
-        if scenario.alpha_ct != 0.0:
-            rates = [stats["cts"][other] / max(t_ref[other], 1e-12) for other in stats["cts"]]
-            efpr = efpr + scenario.alpha_ct * np.mean(rates, axis=0)
-        keep = efpr * SECONDS_PER_HOUR <= scenario.max_efpr * (1 + 1e-9)
-        cts = stats["cts"]
-        cts = {other: values[keep] for other, values in cts.items()} if isinstance(cts, dict) else cts[keep]
-        kept[label] = (thresholds[keep], {"tps": stats["tps"][keep], "fps": stats["fps"][keep], "cts": cts})
-    return kept
+
+    def __init__(self, steps: StatisticSteps, scenario, n_clip_rows: int, n_clips: int):
+        self.scenario, self.labels = scenario, steps.labels
+        n_classes = len(steps.labels)
+        sizes = np.array([len(thresholds) for thresholds in steps.thresholds])
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+        class_of_key = np.repeat(np.arange(n_classes), np.diff(steps.class_bounds))
+        cells = (self.offsets[class_of_key] + steps.threshold_index, steps.keys // n_clip_rows)
+        shape = (int(self.offsets[-1]), n_clips)
+        self.tps, self.fps = (scipy.sparse.csr_matrix((values, cells), shape=shape) for values in (steps.tps, steps.fps))
+        self.cross = None
+        if steps.cross is not None:
+            stride = int(sizes.max()) + 1
+            parts = [(index * n_classes + other, keys, position, sums)
+                     for (index, other), (keys, position, sums) in steps.cross.items()]
+            code = np.concatenate([pair * stride + position for pair, _, position, _ in parts])
+            clip = np.concatenate([keys // n_clip_rows for _, keys, _, _ in parts])
+            sums = np.concatenate([sums for _, _, _, sums in parts])
+            order = np.argsort(code, kind="stable")
+            code = code[order]
+            pair_end = np.searchsorted(code, (np.arange(n_classes * n_classes) + 1) * stride)
+            others = [np.array([other for other in range(n_classes) if other != index]) for index in range(n_classes)]
+            self.cross = (stride, code, pair_end, others, scipy.sparse.csr_matrix(
+                (sums[order], (np.arange(len(code)), clip[order])), shape=(len(code), n_clips)))
+
+    @staticmethod
+    def _prefix_sums(matrix, weights: np.ndarray) -> np.ndarray:
+        """(draws, rows + 1): per draw 0, then the weighted row sums of `matrix` summed from the first row on."""
+        prefix = np.zeros((len(weights), matrix.shape[0] + 1))
+        np.cumsum(np.ascontiguousarray((matrix @ weights.T).T), axis=1, out=prefix[:, 1:])
+        return prefix
+
+    def psds(self, weights: np.ndarray, n_ref: np.ndarray, t_ref: np.ndarray, dataset_duration: np.ndarray) -> np.ndarray:
+        """PSDS of each draw (rows of clip `weights`), as sed_scores_eval computes it from the summed statistics."""
+        scenario, n_classes = self.scenario, len(self.labels)
+        tps, fps = self._prefix_sums(self.tps, weights), self._prefix_sums(self.fps, weights)
+        cross = None if self.cross is None else self._prefix_sums(self.cross[-1], weights)
+        values = np.empty(len(weights))
+        for draw in range(len(weights)):
+            rocs = {}
+            for index, label in enumerate(self.labels):
+                first, stop = self.offsets[index], self.offsets[index + 1]
+                # counts at the class's thresholds (steps there and above) plus +inf (counts 0), as sed_scores_eval's
+                tp_ratio = (tps[draw, stop] - tps[draw, first:stop + 1]) / max(n_ref[draw, index], 1)
+                fp_rate = (fps[draw, stop] - fps[draw, first:stop + 1]) / dataset_duration[draw]
+                candidates = np.flatnonzero(fp_rate * SECONDS_PER_HOUR <= scenario.max_efpr)
+                tp_ratio, efpr = tp_ratio[candidates], fp_rate[candidates]
+                if cross is not None and scenario.alpha_ct != 0.0:
+                    stride, code, pair_end, others, _ = self.cross
+                    pairs = index * n_classes + others[index]
+                    at = np.searchsorted(code, (pairs[:, None] * stride + candidates).ravel()).reshape(len(pairs), -1)
+                    counts = cross[draw, pair_end[pairs]][:, None] - cross[draw, at]
+                    rates = counts / np.maximum(t_ref[draw, others[index]], 1e-12)[:, None]
+                    efpr = efpr + scenario.alpha_ct * np.mean(rates, axis=0)
+                rocs[label] = _unique_cummax_roc(tp_ratio, efpr * SECONDS_PER_HOUR, scenario.max_efpr)
+            tpr, efpr = sse_multi_class_roc(rocs, alpha_st=scenario.alpha_st, max_efpr=scenario.max_efpr)
+            values[draw] = psds_from_psd_roc(tpr, efpr, scenario.max_efpr)
+        return values
+
+
+def _unique_cummax_roc(tp_ratio: np.ndarray, efpr: np.ndarray, max_efpr: float) -> tuple[np.ndarray, np.ndarray]:
+    """sed_scores_eval's `_unique_cummax_sort` without its Python sort: points sorted by (eFPR, TPR), the
+    running TPR maxima, the last point of each eFPR, cut after `max_efpr`."""
+    order = np.lexsort((tp_ratio, efpr))
+    tp_ratio, efpr = tp_ratio[order], efpr[order]
+    rising = np.maximum.accumulate(tp_ratio)
+    kept = np.concatenate([[0], np.arange(1, len(tp_ratio))[rising[1:] > rising[:-1]]])
+    tp_ratio, efpr = tp_ratio[kept], efpr[kept]
+    efpr, last = np.unique(efpr[::-1], return_index=True)
+    tp_ratio = tp_ratio[-1 - last]
+    within = int(np.argmax(np.append(efpr > max_efpr, True)))
+    return tp_ratio[:within], efpr[:within]
 
 
 def psds_bootstrap_values(
@@ -114,7 +180,7 @@ def psds_bootstrap_values(
 
     As the plain PSDS, each draw is evaluated on its clips that have ground-truth events. `indices` index
     `ground_truth["filename"].unique()`. The detection runs and their count steps are computed once; a draw
-    re-weights the steps by clip and runs sed_scores_eval's PSD-ROC on the thresholds under `max_efpr`.
+    re-weights the steps by clip and computes sed_scores_eval's PSD-ROC from the weighted sums.
     """
     clips = [audio_id(str(name)) for name in ground_truth["filename"].unique()]
     weights = draw_weights(indices, len(clips)).astype(np.float64)
@@ -131,19 +197,20 @@ def psds_bootstrap_values(
             t_ref_clip[row, labels.index(label)] += offset - onset
     clip_durations = {audio_id(name): value for name, value in durations.items()}
     duration_clip = np.array([clip_durations[clip] for clip in events])
+    draws = [
+        _ScenarioDraws(statistic_steps(runs, s.dtc_threshold, s.gtc_threshold, s.cttc_threshold), s,
+                       len(labels) * runs.width, len(events))
+        for s in scenarios
+    ]
     values = {f"{scenario.name}_sed_scores_eval": np.empty(len(indices)) for scenario in scenarios}
-    steps = [(scenario, statistic_steps(runs, scenario.dtc_threshold, scenario.gtc_threshold, scenario.cttc_threshold))
-             for scenario in scenarios]
-    for draw in tqdm(range(len(indices)), desc="bootstrap PSDS", file=sys.stderr, disable=not progress):
-        clip_weights = event_weights[draw]
-        n_ref = dict(zip(labels, clip_weights @ n_ref_clip))
-        t_ref = dict(zip(labels, clip_weights @ t_ref_clip))
-        dataset_duration = float(clip_weights @ duration_clip)
-        for scenario, scenario_steps in steps:
-            statistics = _within_max_efpr(
-                accumulate_steps(scenario_steps, clip_weights), t_ref, dataset_duration, scenario)
-            result = _psd_roc_from_statistics(statistics, n_ref, t_ref, dataset_duration, scenario)
-            values[f"{scenario.name}_sed_scores_eval"][draw] = result.value
+    with tqdm(total=len(indices), desc="bootstrap PSDS", unit="draw", file=sys.stderr, disable=not progress) as bar:
+        for first in range(0, len(indices), PSDS_DRAW_BATCH):
+            batch = event_weights[first:first + PSDS_DRAW_BATCH]
+            n_ref, t_ref, dataset_duration = batch @ n_ref_clip, batch @ t_ref_clip, batch @ duration_clip
+            for scenario_draws in draws:
+                values[f"{scenario_draws.scenario.name}_sed_scores_eval"][first:first + len(batch)] = (
+                    scenario_draws.psds(batch, n_ref, t_ref, dataset_duration))
+            bar.update(len(batch))
     return values
 
 

@@ -228,8 +228,8 @@ class StatisticSteps:
     """Where, and by how much, each class's TP / FP / cross-trigger counts change as the threshold falls.
 
     `keys` are the (row, rank) flat indices with a change, grouped by class (`class_bounds`); `threshold_index`
-    maps each to its position in its class's `thresholds`. The counts are sums over clips: weighting the
-    steps of each clip gives the statistics of any multiset of clips (`accumulate_steps(clip_weights=...)`).
+    maps each to its position in its class's `thresholds`. The counts are sums over clips (a key's clip is
+    `key // (n_classes * width)`), so weighting each clip's steps gives the statistics of any multiset of clips.
     """
 
     labels: list[str]
@@ -300,21 +300,15 @@ def statistic_steps(
     )
 
 
-def accumulate_steps(steps: StatisticSteps, clip_weights: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, dict]]:
-    """Per class: (thresholds + [inf], {"tps", "fps", "cts"}) summed over clips, each clip counted
-    `clip_weights[clip]` times (default once), as sed_scores_eval's `accumulated_intermediate_statistics_from_deltas`.
+def accumulate_steps(steps: StatisticSteps) -> dict[str, tuple[np.ndarray, dict]]:
+    """Per class: (thresholds + [inf], {"tps", "fps", "cts"}) summed over clips, as sed_scores_eval's
+    `accumulated_intermediate_statistics_from_deltas`.
     """
-    n_classes = len(steps.labels)
-    rows_per_clip = n_classes * steps.width
-
-    def weighted(keys, values):
-        return values if clip_weights is None else values * clip_weights[keys // rows_per_clip]
-
     def accumulate(deltas, at, n_thresholds):
         summed = np.bincount(at, weights=deltas, minlength=n_thresholds)
         return np.concatenate([np.cumsum(summed[::-1])[::-1], [0.0]])
 
-    tps, fps = weighted(steps.keys, steps.tps), weighted(steps.keys, steps.fps)
+    tps, fps = steps.tps, steps.fps
     statistics = {}
     for index, label in enumerate(steps.labels):
         part = slice(steps.class_bounds[index], steps.class_bounds[index + 1])
@@ -326,8 +320,8 @@ def accumulate_steps(steps: StatisticSteps, clip_weights: np.ndarray | None = No
             stats["cts"] = {}
             for other, other_label in enumerate(steps.labels):
                 if other != index:
-                    keys, position, sums = steps.cross[index, other]
-                    stats["cts"][other_label] = accumulate(weighted(keys, sums), position, len(thresholds))
+                    _, position, sums = steps.cross[index, other]
+                    stats["cts"][other_label] = accumulate(sums, position, len(thresholds))
         statistics[label] = (np.concatenate([thresholds, [np.inf]]), stats)
     return statistics
 
