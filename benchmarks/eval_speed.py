@@ -4,7 +4,10 @@ Threshold-independent path: PSDS1 + PSDS2 (sed_scores_eval algorithm) + all F1s 
 (156 frames x 10 classes per clip), with its parts (vectorised PSDS, decoding, F1s), beside sed_scores_eval's own
 PSDS time and sed_eval's own collar/segment F1 time on the same tables. Operating-point
 path: PSDS1 + PSDS2 from the baseline's 50 real detection files + all F1s, beside psds_eval's own time.
-Prints a table and one JSON line. Usage: python benchmarks/eval_speed.py [--anchors ../shared/anchors/desed]
+Bootstrap: `--bootstrap_draws` (1000) draws of the macro F1 intervals on the baseline's real 0.5 detections and
+of the PSDS1 + PSDS2 intervals on the synthetic score tables, beside the per-draw recomputation (timed on
+`--plain_draws` draws, then scaled). Prints a table and one JSON line.
+Usage: python benchmarks/eval_speed.py [--anchors ../shared/anchors/desed] [--bootstrap_draws 1000]
 """
 import argparse
 import json
@@ -16,9 +19,10 @@ import sed_scores_eval
 from psds_eval import PSDSEval
 
 from desed_task.evaluation import (
-    PSDS1, PSDS2, intersection_f1_macro, load_durations, load_ground_truth, load_operating_points, scores_to_detections,
-    sed_eval_metrics, sed_report, threshold_independent_psds,
+    PSDS1, PSDS2, bootstrap_intervals, intersection_f1_macro, load_durations, load_ground_truth, load_operating_points,
+    scores_to_detections, sed_eval_metrics, sed_report, threshold_independent_psds,
 )
+from desed_task.evaluation.bootstrap import resampled_metric_values
 from desed_task.evaluation.synthetic import synthetic_score_tables
 
 
@@ -32,6 +36,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--anchors", default=str(Path(__file__).resolve().parents[2] / "shared" / "anchors" / "desed"))
     parser.add_argument("--num_jobs", type=int, default=1)
+    parser.add_argument("--bootstrap_draws", type=int, default=1000)
+    parser.add_argument("--plain_draws", type=int, default=3)
     args = parser.parse_args()
     root = Path(args.anchors)
     gt_path, dur_path = root / "validation.tsv", root / "validation_durations.tsv"
@@ -78,8 +84,33 @@ def main():
             evaluator.psds(scenario.alpha_ct, scenario.alpha_st, 100)
 
     _, results["psds_eval_psds1_psds2_only_s"] = timed(psds_eval_direct)
+
+    real_detections = pd.read_csv(root / "baseline_student" / "predictions0.5.csv", index_col=0)
+    n_draws = args.bootstrap_draws
+    results["bootstrap_draws"] = n_draws
+    intervals, results["bootstrap_f1s_s"] = timed(lambda: bootstrap_intervals(
+        ground_truth, durations, detections=real_detections, n_draws=n_draws))
+    results["intersection_f1_macro_ci"] = [intervals["intersection_f1_macro_ci_low"], intervals["intersection_f1_macro_ci_high"]]
+    intervals, results["bootstrap_psds1_psds2_s"] = timed(lambda: bootstrap_intervals(
+        ground_truth, durations, scores=scores, n_draws=0, n_psds_draws=n_draws))
+    results["psds1_ci"] = [intervals["psds1_sed_scores_eval_ci_low"], intervals["psds1_sed_scores_eval_ci_high"]]
+    _, plain_psds_s = timed(lambda: threshold_independent_psds(scores, ground_truth, durations))
+    results["bootstrap_psds_per_draw_after_setup_s"] = (results["bootstrap_psds1_psds2_s"] - plain_psds_s) / n_draws
+
+    def plain_f1s(gt, det, dur):  # what the bootstrap recomputed per draw before: the three macro F1s
+        intersection_f1_macro(det, gt, dur)
+        sed_eval_metrics(det, gt)
+        return sed_eval_metrics(det, gt)[1]["f1_macro"]
+    _, seconds = timed(lambda: resampled_metric_values(
+        plain_f1s, ground_truth, real_detections, durations, n_draws=args.plain_draws))
+    results[f"plain_recomputation_f1s_{n_draws}_draws_s_extrapolated"] = seconds / args.plain_draws * n_draws
+    _, seconds = timed(lambda: resampled_metric_values(
+        lambda gt, det, dur: threshold_independent_psds(
+            {copy: scores[copy.split("_", 1)[1]] for copy in gt["filename"].str[:-4].unique()}, gt, dur)[0].value,
+        ground_truth, real_detections, durations, n_draws=args.plain_draws))
+    results[f"plain_recomputation_psds_{n_draws}_draws_s_extrapolated"] = seconds / args.plain_draws * n_draws
     for key, value in results.items():
-        print(f"{key:<45}{value:>12.4f}" if isinstance(value, float) else f"{key:<45}{value:>12}")
+        print(f"{key:<55}{value:>12.4f}" if isinstance(value, float) else f"{key:<55}{value!s:>12}")
     print(json.dumps(results))
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from desed_task.evaluation.io import (
     TIME_TOLERANCE, EvaluationInputError, check_scores_cover_ground_truth, check_within_durations, load_detections,
@@ -78,6 +79,9 @@ def main(argv=None) -> int:
         if args.scores:
             scores = load_score_tables(args.scores, classes, durations, **options)
             check_scores_cover_ground_truth(scores, ground_truth, args.scores, args.ground_truth)
+            past[args.scores] = _past_duration(
+                [pd.DataFrame({"filename": list(scores), "offset": [table["offset"].iloc[-1] for table in scores.values()]})],
+                durations)
         elif args.operating_points:
             operating_points = load_operating_points(
                 args.operating_points, classes, durations, args.float_precision, **options)
@@ -90,7 +94,8 @@ def main(argv=None) -> int:
         return 2
     for source, (count, overshoot) in past.items():
         if count:
-            print(f"warning: {source}: {count} events end after their clip's duration (up to {overshoot:.3f} s "
+            what = "score tables" if source == args.scores else "events"
+            print(f"warning: {source}: {count} {what} end after their clip's duration (up to {overshoot:.3f} s "
                   "after it); scored as given (--allow_events_past_duration)", file=sys.stderr)
     curves = {}
     report = sed_report(

@@ -41,6 +41,8 @@ def parse_classes(value: str | None) -> list[str]:
     path = Path(value)
     if path.is_file():
         classes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    elif "," not in value and (path.suffix in {".txt", ".tsv", ".csv"} or "/" in value):
+        raise EvaluationInputError(f"--classes {value}: file not found")
     else:
         classes = [name.strip() for name in value.split(",") if name.strip()]
     if not classes or len(set(classes)) != len(classes):

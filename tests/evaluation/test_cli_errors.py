@@ -97,6 +97,16 @@ def test_issue13_item9_clips_and_events_outside_the_durations_are_errors(tmp_pat
     rc, error, _ = run_cli(tmp_path, capsys, detections=DETECTION + "a.wav\t9.0\t10.0009\tDog\n")
     assert rc == 0 and error == "", "1 ms tolerance for rounded times"
 
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    for clip, end in (("a", 10.0), ("b", 10.5)):
+        pd.DataFrame({"onset": [0.0, 5.0], "offset": [5.0, end], "Dog": [0.9, 0.1]}).to_csv(
+            scores / f"{clip}.tsv", sep="\t", index=False)
+    rc, error, _ = run_cli(tmp_path, capsys, extra=["--scores", str(scores), "--classes", "Dog"])
+    assert rc == 2 and "b.tsv, line 3: last frame ends at 10.5 s, after the end of the clip (10 s in" in error
+    rc, error, _ = run_cli(tmp_path, capsys, extra=["--scores", str(scores), "--classes", "Dog", "--allow_events_past_duration"])
+    assert rc == 0 and "1 score tables end after their clip's duration (up to 0.500 s" in error
+
 
 def test_issue13_item10_unreadable_inputs_are_one_line_errors(tmp_path, capsys):
     for detections in ("", "filename\tonset\toffset\tevent_label\n"):
