@@ -10,6 +10,7 @@ reference that the fast path is tested against (same draws, same values).
 """
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 from typing import Callable
@@ -27,6 +28,7 @@ from desed_task.evaluation.psds import PSDS1, PSDS2, ground_truth_events, psds_f
 
 SECONDS_PER_HOUR = 3600.0
 PSDS_DRAW_BATCH = 16  # draws whose count curves are summed at once (memory: ~2 x thresholds x 16 floats)
+PRUNE_MARGIN = 3.0  # thresholds kept for a PSDS draw: FP rate on all clips within 3 x max_efpr (see _ScenarioDraws)
 
 
 def bootstrap_indices(n_clips: int, n_draws: int, seed: int = 0) -> np.ndarray:
@@ -89,39 +91,34 @@ def f1_bootstrap_values(
     return values
 
 
-class _ScenarioDraws:
-    """One scenario's PSD-ROC count steps, laid out to be re-accumulated quickly for many clip weightings.
+class _StepLayout:
+    """Count steps of the thresholds at or above position `first[class]` of each class, laid out for fast sums.
 
-    The steps of all classes share one index (`offsets[class] + threshold position`): a (thresholds, clips)
-    sparse matrix of summed steps, so that the TP / FP counts of a batch of draws at every threshold take one
-    sparse product and one cumulative sum. Cross-trigger counts (PSDS2) are only needed at thresholds whose
-    FP rate alone is within `max_efpr`; they are read there from cumulative sums of the cross-trigger steps
-    sorted by (class, other class, threshold).
+    The kept thresholds of all classes share one row index (`offsets[class] + position - first[class]`): TP and
+    FP steps are (rows, clips) sparse matrices, so that the counts of a batch of draws at every threshold take
+    one sparse product and one cumulative sum. Cross-trigger steps (PSDS2) are sorted by (class, other class,
+    position) and read only at the thresholds whose FP rate alone is within `max_efpr`.
     """
 
-    def __init__(self, steps: StatisticSteps, scenario, n_clip_rows: int, n_clips: int):
-        self.scenario, self.labels = scenario, steps.labels
-        n_classes = len(steps.labels)
-        sizes = np.array([len(thresholds) for thresholds in steps.thresholds])
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
-        class_of_key = np.repeat(np.arange(n_classes), np.diff(steps.class_bounds))
-        cells = (self.offsets[class_of_key] + steps.threshold_index, steps.keys // n_clip_rows)
+    def __init__(self, entries: dict, cross: dict | None, sizes: np.ndarray, first: np.ndarray, n_clips: int):
+        self.first, self.sizes, n_classes = first, sizes, len(sizes)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes - first)])
+        kept = entries["position"] >= first[entries["class"]]
+        rows = (self.offsets[entries["class"]] + entries["position"] - first[entries["class"]])[kept]
         shape = (int(self.offsets[-1]), n_clips)
-        self.tps, self.fps = (scipy.sparse.csr_matrix((values, cells), shape=shape) for values in (steps.tps, steps.fps))
+        self.tps, self.fps = (scipy.sparse.csr_matrix((entries[key][kept], (rows, entries["clip"][kept])), shape=shape)
+                              for key in ("tps", "fps"))
         self.cross = None
-        if steps.cross is not None:
+        if cross is not None:
+            kept = cross["position"] >= first[cross["class"]]
             stride = int(sizes.max()) + 1
-            parts = [(index * n_classes + other, keys, position, sums)
-                     for (index, other), (keys, position, sums) in steps.cross.items()]
-            code = np.concatenate([pair * stride + position for pair, _, position, _ in parts])
-            clip = np.concatenate([keys // n_clip_rows for _, keys, _, _ in parts])
-            sums = np.concatenate([sums for _, _, _, sums in parts])
+            code = ((cross["class"] * n_classes + cross["other"]) * stride + cross["position"])[kept]
             order = np.argsort(code, kind="stable")
             code = code[order]
+            matrix = scipy.sparse.csr_matrix(
+                (cross["sums"][kept][order], (np.arange(len(code)), cross["clip"][kept][order])), shape=(len(code), n_clips))
             pair_end = np.searchsorted(code, (np.arange(n_classes * n_classes) + 1) * stride)
-            others = [np.array([other for other in range(n_classes) if other != index]) for index in range(n_classes)]
-            self.cross = (stride, code, pair_end, others, scipy.sparse.csr_matrix(
-                (sums[order], (np.arange(len(code)), clip[order])), shape=(len(code), n_clips)))
+            self.cross = (stride, code, pair_end, matrix)
 
     @staticmethod
     def _prefix_sums(matrix, weights: np.ndarray) -> np.ndarray:
@@ -130,31 +127,120 @@ class _ScenarioDraws:
         np.cumsum(np.ascontiguousarray((matrix @ weights.T).T), axis=1, out=prefix[:, 1:])
         return prefix
 
-    def psds(self, weights: np.ndarray, n_ref: np.ndarray, t_ref: np.ndarray, dataset_duration: np.ndarray) -> np.ndarray:
-        """PSDS of each draw (rows of clip `weights`), as sed_scores_eval computes it from the summed statistics."""
-        scenario, n_classes = self.scenario, len(self.labels)
+    def psds(self, scenario, labels, weights: np.ndarray, n_ref: np.ndarray, t_ref: np.ndarray,
+             dataset_duration: np.ndarray) -> np.ndarray:
+        """PSDS of each draw (rows of clip `weights`), as sed_scores_eval computes it from the summed statistics,
+        exact when every threshold below `first` has an eFPR above `max_efpr` in that draw."""
+        n_classes = len(labels)
         tps, fps = self._prefix_sums(self.tps, weights), self._prefix_sums(self.fps, weights)
         cross = None if self.cross is None else self._prefix_sums(self.cross[-1], weights)
+        others = [np.array([other for other in range(n_classes) if other != index]) for index in range(n_classes)]
         values = np.empty(len(weights))
         for draw in range(len(weights)):
             rocs = {}
-            for index, label in enumerate(self.labels):
-                first, stop = self.offsets[index], self.offsets[index + 1]
-                # counts at the class's thresholds (steps there and above) plus +inf (counts 0), as sed_scores_eval's
-                tp_ratio = (tps[draw, stop] - tps[draw, first:stop + 1]) / max(n_ref[draw, index], 1)
-                fp_rate = (fps[draw, stop] - fps[draw, first:stop + 1]) / dataset_duration[draw]
+            for index, label in enumerate(labels):
+                start, stop = self.offsets[index], self.offsets[index + 1]
+                # counts at each threshold (steps there and above) plus +inf (counts 0), as sed_scores_eval's
+                tp_ratio = (tps[draw, stop] - tps[draw, start:stop + 1]) / max(n_ref[draw, index], 1)
+                fp_rate = (fps[draw, stop] - fps[draw, start:stop + 1]) / dataset_duration[draw]
                 candidates = np.flatnonzero(fp_rate * SECONDS_PER_HOUR <= scenario.max_efpr)
                 tp_ratio, efpr = tp_ratio[candidates], fp_rate[candidates]
                 if cross is not None and scenario.alpha_ct != 0.0:
-                    stride, code, pair_end, others, _ = self.cross
+                    stride, code, pair_end, _ = self.cross
                     pairs = index * n_classes + others[index]
-                    at = np.searchsorted(code, (pairs[:, None] * stride + candidates).ravel()).reshape(len(pairs), -1)
+                    positions = candidates + self.first[index]
+                    at = np.searchsorted(code, (pairs[:, None] * stride + positions).ravel()).reshape(len(pairs), -1)
                     counts = cross[draw, pair_end[pairs]][:, None] - cross[draw, at]
                     rates = counts / np.maximum(t_ref[draw, others[index]], 1e-12)[:, None]
                     efpr = efpr + scenario.alpha_ct * np.mean(rates, axis=0)
                 rocs[label] = _unique_cummax_roc(tp_ratio, efpr * SECONDS_PER_HOUR, scenario.max_efpr)
             tpr, efpr = sse_multi_class_roc(rocs, alpha_st=scenario.alpha_st, max_efpr=scenario.max_efpr)
             values[draw] = psds_from_psd_roc(tpr, efpr, scenario.max_efpr)
+        return values
+
+
+class _ScenarioDraws:
+    """One scenario's PSD-ROC count steps, re-accumulated for many clip weightings.
+
+    Most thresholds of a class are so low that their eFPR is far above `max_efpr`, and sed_scores_eval drops
+    them. A draw is computed on the thresholds at or above the lowest one whose FP rate on all clips is within
+    `PRUNE_MARGIN x max_efpr`, when a lower bound proves that every threshold below has an FP rate above
+    `max_efpr` in that draw (each clip's smallest FP count over those thresholds, weighted by the draw);
+    otherwise on all thresholds. Either way the value is the one of the full computation.
+    """
+
+    def __init__(self, steps: StatisticSteps, scenario, n_clip_rows: int, n_clips: int, dataset_duration: float):
+        self.scenario, self.labels = scenario, steps.labels
+        n_classes = len(steps.labels)
+        sizes = np.array([len(thresholds) for thresholds in steps.thresholds])
+        entries = {
+            "class": np.repeat(np.arange(n_classes), np.diff(steps.class_bounds)), "position": steps.threshold_index,
+            "clip": steps.keys // n_clip_rows, "tps": steps.tps, "fps": steps.fps,
+        }
+        cross = None
+        if steps.cross is not None:
+            parts = list(steps.cross.items())
+            cross = {
+                "class": np.concatenate([np.full(len(keys), index) for (index, _), (keys, _, _) in parts]),
+                "other": np.concatenate([np.full(len(keys), other) for (_, other), (keys, _, _) in parts]),
+                "position": np.concatenate([position for _, (_, position, _) in parts]),
+                "clip": np.concatenate([keys // n_clip_rows for _, (keys, _, _) in parts]),
+                "sums": np.concatenate([sums for _, (_, _, sums) in parts]),
+            }
+        self._layout_inputs = (entries, cross, sizes, n_clips)
+        first = self._first_kept(entries, sizes, dataset_duration)
+        self.pruned = _StepLayout(entries, cross, sizes, first, n_clips)
+        self.lowest_fps = self._lowest_clip_fps(entries, first, n_clips)
+
+    @functools.cached_property
+    def full(self) -> _StepLayout:
+        """All thresholds, for the draws where the bound does not hold (built on first use)."""
+        entries, cross, sizes, n_clips = self._layout_inputs
+        return _StepLayout(entries, cross, sizes, np.zeros(len(sizes), dtype=np.intp), n_clips)
+
+    def _first_kept(self, entries, sizes, dataset_duration) -> np.ndarray:
+        """Per class: the position of the lowest threshold whose FP rate on all clips is within the margin."""
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        steps = np.bincount(offsets[entries["class"]] + entries["position"], weights=entries["fps"],
+                            minlength=offsets[-1])
+        first = np.zeros(len(sizes), dtype=np.intp)
+        for index in range(len(sizes)):
+            counts = np.cumsum(steps[offsets[index]:offsets[index + 1]][::-1])[::-1]
+            within = np.flatnonzero(counts / dataset_duration * SECONDS_PER_HOUR <= PRUNE_MARGIN * self.scenario.max_efpr)
+            first[index] = within[0] if len(within) else sizes[index]
+        return first
+
+    @staticmethod
+    def _lowest_clip_fps(entries, first, n_clips) -> np.ndarray:
+        """(clips, classes): a lower bound of each clip's FP count at every threshold below `first` of the class."""
+        n_classes = len(first)
+        below = entries["position"] < first[entries["class"]]
+        cell = entries["clip"] * n_classes + entries["class"]
+        at_first = np.bincount(cell[~below], weights=entries["fps"][~below], minlength=n_clips * n_classes)
+        # a clip's count at a position below `first` = its count at `first` + its steps from there to `first`
+        order = np.lexsort((-entries["position"][below], cell[below]))
+        cells, steps = cell[below][order], entries["fps"][below][order]
+        running = np.cumsum(steps)
+        group_start = np.flatnonzero(np.concatenate([[True], cells[1:] != cells[:-1]])) if len(cells) else np.array([], int)
+        before = np.concatenate([[0.0], running])[group_start]
+        lowest = np.zeros(n_clips * n_classes)
+        if len(cells):
+            partial = running - np.repeat(before, np.diff(np.append(group_start, len(cells))))
+            lowest[cells[group_start]] = np.minimum(np.minimum.reduceat(partial, group_start), 0.0)
+        return (at_first + lowest).reshape(n_clips, n_classes)
+
+    def psds(self, weights: np.ndarray, n_ref: np.ndarray, t_ref: np.ndarray, dataset_duration: np.ndarray) -> np.ndarray:
+        """PSDS of each draw (rows of clip `weights`)."""
+        pruned = self.pruned.first > 0
+        bound = (weights @ self.lowest_fps[:, pruned]) / dataset_duration[:, None] * SECONDS_PER_HOUR
+        exact = (bound > self.scenario.max_efpr).all(axis=1)
+        values = np.empty(len(weights))
+        if exact.any():
+            values[exact] = self.pruned.psds(
+                self.scenario, self.labels, weights[exact], n_ref[exact], t_ref[exact], dataset_duration[exact])
+        for draw in np.flatnonzero(~exact):  # one at a time: the full layout's sums are large
+            values[draw] = self.full.psds(self.scenario, self.labels, weights[[draw]], n_ref[[draw]], t_ref[[draw]],
+                                          dataset_duration[[draw]])[0]
         return values
 
 
@@ -199,7 +285,7 @@ def psds_bootstrap_values(
     duration_clip = np.array([clip_durations[clip] for clip in events])
     draws = [
         _ScenarioDraws(statistic_steps(runs, s.dtc_threshold, s.gtc_threshold, s.cttc_threshold), s,
-                       len(labels) * runs.width, len(events))
+                       len(labels) * runs.width, len(events), float(duration_clip.sum()))
         for s in scenarios
     ]
     values = {f"{scenario.name}_sed_scores_eval": np.empty(len(indices)) for scenario in scenarios}

@@ -8,6 +8,7 @@ import pytest
 from desed_task.evaluation import (
     intersection_f1_macro, load_durations, load_ground_truth, sed_eval_metrics, sed_report, threshold_independent_psds,
 )
+from desed_task.evaluation import bootstrap
 from desed_task.evaluation.__main__ import main
 from desed_task.evaluation.bootstrap import (
     bootstrap_indices, f1_bootstrap_values, percentile_interval, psds_bootstrap_values,
@@ -47,17 +48,31 @@ def plain_psds(scores):
     return {f"psds{n}_sed_scores_eval": lambda g, d, dur, i=n - 1: metric(g, d, dur, i) for n in (1, 2)}
 
 
-def test_issue13_item13_vectorised_bootstrap_equals_per_draw_recomputation(real_subset):
+def test_issue13_item13_vectorised_bootstrap_equals_per_draw_recomputation(real_subset, monkeypatch):
     ground_truth, detections, durations, scores = real_subset
     indices = bootstrap_indices(ground_truth["filename"].nunique(), 8, seed=4)
     fast = f1_bootstrap_values(detections, ground_truth, durations, indices)
+    pruned_draws = []
+    layout_psds = bootstrap._StepLayout.psds
+
+    def record(layout, *args):
+        values = layout_psds(layout, *args)
+        pruned_draws.extend([bool(layout.first.any())] * len(values))
+        return values
+
+    monkeypatch.setattr(bootstrap._StepLayout, "psds", record)
     fast.update(psds_bootstrap_values(scores, ground_truth, durations, indices[:4]))
+    monkeypatch.setattr(bootstrap, "PRUNE_MARGIN", 0.0)  # no safe pruning: every draw on all thresholds
+    all_thresholds = psds_bootstrap_values(scores, ground_truth, durations, indices[:4])
+    assert pruned_draws == [True] * 8 + [False] * 8
     for name, metric in {**F1_METRICS, **plain_psds(scores)}.items():
         draws = indices[:4] if name.startswith("psds") else indices
         plain = resampled_metric_values(metric, ground_truth, detections, durations, indices=draws)
         assert len(np.unique(plain)) > 1, name
         np.testing.assert_allclose(fast[name], plain, rtol=0, atol=1e-12, err_msg=name)
         assert percentile_interval(fast[name]) == pytest.approx(percentile_interval(plain), abs=1e-12)
+        if name.startswith("psds"):
+            np.testing.assert_allclose(all_thresholds[name], plain, rtol=0, atol=1e-12, err_msg=name)
 
 
 def test_issue13_item13_identity_resampling_gives_the_plain_metrics(real_subset):
