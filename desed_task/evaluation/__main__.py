@@ -92,6 +92,10 @@ def main(argv=None) -> int:
     except EvaluationInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    absent = [label for label in classes if label not in set(ground_truth["event_label"].dropna())]
+    if scores is not None and absent:
+        print(f"warning: {args.ground_truth}: no event of {', '.join(absent)}; the threshold-independent PSDS "
+              "averages over all score columns, with a TPR of 0 for these (as sed_scores_eval does)", file=sys.stderr)
     for source, (count, overshoot) in past.items():
         if count:
             what = "score tables" if source == args.scores else "events"

@@ -80,6 +80,15 @@ def test_issue13_item8_unknown_ground_truth_label_is_an_error(tmp_path, capsys, 
         assert rc == 0 and report["intersection_f1_macro"] == 1.0, error
     rc, error, _ = run_cli(tmp_path, capsys, detections=DETECTION, extra=["--classes", "Cat,Speech"])
     assert rc == 2 and "gt.tsv, line 2: unknown event label 'Dog'" in error
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    for clip in ("a", "b"):
+        pd.DataFrame({"onset": [0.0, 5.0], "offset": [5.0, 10.0], "Dog": [0.9, 0.1], "Cat": [0.2, 0.1]}).to_csv(
+            scores / f"{clip}.tsv", sep="\t", index=False)
+    rc, error, report = run_cli(tmp_path, capsys, extra=["--scores", str(scores), "--classes", "Dog,Cat"])
+    assert rc == 0 and "gt.tsv: no event of Cat; the threshold-independent PSDS averages over all score columns" in error
+    rc, error, _ = run_cli(tmp_path, capsys, extra=["--scores", str(scores), "--classes", "Dog"])
+    assert rc == 2 and "a.tsv, line 1: class columns ['Dog', 'Cat'] differ from the classes ['Dog']" in error
 
 
 def test_issue13_item9_clips_and_events_outside_the_durations_are_errors(tmp_path, capsys):
