@@ -24,10 +24,9 @@ from desed_task.evaluation.collar_segment import clip_counts_numpy
 from desed_task.evaluation.f1 import _labels, intersection_counts, intersection_f1_from_counts
 from desed_task.evaluation.intersection_curves import StatisticSteps, score_runs, statistic_steps
 from desed_task.evaluation.io import audio_id
-from desed_task.evaluation.psds import PSDS1, PSDS2, ground_truth_events, psds_from_psd_roc, sse_multi_class_roc
+from desed_task.evaluation.psds import PSDS1, PSDS2, ground_truth_events, psds_from_psd_roc
 
 SECONDS_PER_HOUR = 3600.0
-PSDS_DRAW_BATCH = 16  # draws whose count curves are summed at once (memory: ~2 x thresholds x 16 floats)
 PRUNE_MARGIN = 3.0  # thresholds kept for a PSDS draw: FP rate on all clips within 3 x max_efpr (see _ScenarioDraws)
 
 
@@ -95,9 +94,9 @@ class _StepLayout:
     """Count steps of the thresholds at or above position `first[class]` of each class, laid out for fast sums.
 
     The kept thresholds of all classes share one row index (`offsets[class] + position - first[class]`): TP and
-    FP steps are (rows, clips) sparse matrices, so that the counts of a batch of draws at every threshold take
-    one sparse product and one cumulative sum. Cross-trigger steps (PSDS2) are sorted by (class, other class,
-    position) and read only at the thresholds whose FP rate alone is within `max_efpr`.
+    FP steps are (rows, clips) sparse matrices, so that a draw's counts at every threshold take one sparse
+    product and one cumulative sum. Cross-trigger steps (PSDS2) are laid out the same way, one block
+    of rows per (class, other class), and read only at the thresholds whose FP rate alone is within `max_efpr`.
     """
 
     def __init__(self, entries: dict, cross: dict | None, sizes: np.ndarray, first: np.ndarray, n_clips: int):
@@ -111,52 +110,42 @@ class _StepLayout:
         self.cross = None
         if cross is not None:
             kept = cross["position"] >= first[cross["class"]]
-            stride = int(sizes.max()) + 1
-            code = ((cross["class"] * n_classes + cross["other"]) * stride + cross["position"])[kept]
-            order = np.argsort(code, kind="stable")
-            code = code[order]
-            matrix = scipy.sparse.csr_matrix(
-                (cross["sums"][kept][order], (np.arange(len(code)), cross["clip"][kept][order])), shape=(len(code), n_clips))
-            pair_end = np.searchsorted(code, (np.arange(n_classes * n_classes) + 1) * stride)
-            self.cross = (stride, code, pair_end, matrix)
+            pair_sizes = np.repeat(sizes - first, n_classes) * (1 - np.eye(n_classes, dtype=np.intp).ravel())
+            self.pair_start = np.concatenate([[0], np.cumsum(pair_sizes)])
+            rows = (self.pair_start[cross["class"] * n_classes + cross["other"]] + cross["position"]
+                    - first[cross["class"]])[kept]
+            self.cross = scipy.sparse.csr_matrix(
+                (cross["sums"][kept], (rows, cross["clip"][kept])), shape=(int(self.pair_start[-1]), n_clips))
 
     @staticmethod
     def _prefix_sums(matrix, weights: np.ndarray) -> np.ndarray:
-        """(draws, rows + 1): per draw 0, then the weighted row sums of `matrix` summed from the first row on."""
-        prefix = np.zeros((len(weights), matrix.shape[0] + 1))
-        np.cumsum(np.ascontiguousarray((matrix @ weights.T).T), axis=1, out=prefix[:, 1:])
-        return prefix
+        """0, then the clip-weighted row sums of `matrix` summed from the first row on."""
+        return np.concatenate([[0.0], np.cumsum(matrix @ weights)])
 
     def psds(self, scenario, labels, weights: np.ndarray, n_ref: np.ndarray, t_ref: np.ndarray,
-             dataset_duration: np.ndarray) -> np.ndarray:
-        """PSDS of each draw (rows of clip `weights`), as sed_scores_eval computes it from the summed statistics,
-        exact when every threshold below `first` has an eFPR above `max_efpr` in that draw."""
+             dataset_duration: float) -> float:
+        """PSDS of the clips weighted by `weights`, as sed_scores_eval computes it from the summed statistics;
+        exact when every threshold below `first` has an eFPR above `max_efpr` for these weights."""
         n_classes = len(labels)
         tps, fps = self._prefix_sums(self.tps, weights), self._prefix_sums(self.fps, weights)
-        cross = None if self.cross is None else self._prefix_sums(self.cross[-1], weights)
-        others = [np.array([other for other in range(n_classes) if other != index]) for index in range(n_classes)]
-        values = np.empty(len(weights))
-        for draw in range(len(weights)):
-            rocs = {}
-            for index, label in enumerate(labels):
-                start, stop = self.offsets[index], self.offsets[index + 1]
-                # counts at each threshold (steps there and above) plus +inf (counts 0), as sed_scores_eval's
-                tp_ratio = (tps[draw, stop] - tps[draw, start:stop + 1]) / max(n_ref[draw, index], 1)
-                fp_rate = (fps[draw, stop] - fps[draw, start:stop + 1]) / dataset_duration[draw]
-                candidates = np.flatnonzero(fp_rate * SECONDS_PER_HOUR <= scenario.max_efpr)
-                tp_ratio, efpr = tp_ratio[candidates], fp_rate[candidates]
-                if cross is not None and scenario.alpha_ct != 0.0:
-                    stride, code, pair_end, _ = self.cross
-                    pairs = index * n_classes + others[index]
-                    positions = candidates + self.first[index]
-                    at = np.searchsorted(code, (pairs[:, None] * stride + positions).ravel()).reshape(len(pairs), -1)
-                    counts = cross[draw, pair_end[pairs]][:, None] - cross[draw, at]
-                    rates = counts / np.maximum(t_ref[draw, others[index]], 1e-12)[:, None]
-                    efpr = efpr + scenario.alpha_ct * np.mean(rates, axis=0)
-                rocs[label] = _unique_cummax_roc(tp_ratio, efpr * SECONDS_PER_HOUR, scenario.max_efpr)
-            tpr, efpr = sse_multi_class_roc(rocs, alpha_st=scenario.alpha_st, max_efpr=scenario.max_efpr)
-            values[draw] = psds_from_psd_roc(tpr, efpr, scenario.max_efpr)
-        return values
+        cross = None if self.cross is None else self._prefix_sums(self.cross, weights)
+        rocs = {}
+        for index, label in enumerate(labels):
+            start, stop = self.offsets[index], self.offsets[index + 1]
+            # counts at each threshold (steps there and above) plus +inf (counts 0), as sed_scores_eval's
+            tp_ratio = (tps[stop] - tps[start:stop + 1]) / max(n_ref[index], 1)
+            fp_rate = (fps[stop] - fps[start:stop + 1]) / dataset_duration
+            candidates = np.flatnonzero(fp_rate * SECONDS_PER_HOUR <= scenario.max_efpr)
+            tp_ratio, efpr = tp_ratio[candidates], fp_rate[candidates]
+            if cross is not None and scenario.alpha_ct != 0.0:
+                others = np.delete(np.arange(n_classes), index)
+                block = self.pair_start[index * n_classes + others]
+                counts = cross[block + (stop - start)][:, None] - cross[block[:, None] + candidates]
+                rates = counts / np.maximum(t_ref[others], 1e-12)[:, None]
+                efpr = efpr + scenario.alpha_ct * np.mean(rates, axis=0)
+            rocs[label] = _unique_cummax_roc(tp_ratio, efpr * SECONDS_PER_HOUR, scenario.max_efpr)
+        tpr, efpr = _multi_class_roc(rocs, scenario.alpha_st, scenario.max_efpr)
+        return float(psds_from_psd_roc(tpr, efpr, scenario.max_efpr))
 
 
 class _ScenarioDraws:
@@ -229,19 +218,11 @@ class _ScenarioDraws:
             lowest[cells[group_start]] = np.minimum(np.minimum.reduceat(partial, group_start), 0.0)
         return (at_first + lowest).reshape(n_clips, n_classes)
 
-    def psds(self, weights: np.ndarray, n_ref: np.ndarray, t_ref: np.ndarray, dataset_duration: np.ndarray) -> np.ndarray:
-        """PSDS of each draw (rows of clip `weights`)."""
-        pruned = self.pruned.first > 0
-        bound = (weights @ self.lowest_fps[:, pruned]) / dataset_duration[:, None] * SECONDS_PER_HOUR
-        exact = (bound > self.scenario.max_efpr).all(axis=1)
-        values = np.empty(len(weights))
-        if exact.any():
-            values[exact] = self.pruned.psds(
-                self.scenario, self.labels, weights[exact], n_ref[exact], t_ref[exact], dataset_duration[exact])
-        for draw in np.flatnonzero(~exact):  # one at a time: the full layout's sums are large
-            values[draw] = self.full.psds(self.scenario, self.labels, weights[[draw]], n_ref[[draw]], t_ref[[draw]],
-                                          dataset_duration[[draw]])[0]
-        return values
+    def psds(self, weights: np.ndarray, n_ref: np.ndarray, t_ref: np.ndarray, dataset_duration: float) -> float:
+        """PSDS of the clips weighted by `weights` (one draw)."""
+        bound = weights @ self.lowest_fps[:, self.pruned.first > 0] / dataset_duration * SECONDS_PER_HOUR
+        layout = self.pruned if (bound > self.scenario.max_efpr).all() else self.full
+        return layout.psds(self.scenario, self.labels, weights, n_ref, t_ref, dataset_duration)
 
 
 def _unique_cummax_roc(tp_ratio: np.ndarray, efpr: np.ndarray, max_efpr: float) -> tuple[np.ndarray, np.ndarray]:
@@ -256,6 +237,18 @@ def _unique_cummax_roc(tp_ratio: np.ndarray, efpr: np.ndarray, max_efpr: float) 
     tp_ratio = tp_ratio[-1 - last]
     within = int(np.argmax(np.append(efpr > max_efpr, True)))
     return tp_ratio[:within], efpr[:within]
+
+
+def _multi_class_roc(rocs: dict, alpha_st: float, max_efpr: float) -> tuple[np.ndarray, np.ndarray]:
+    """sed_scores_eval's `multi_class_psd_roc_from_single_class_psd_rocs` with its scipy `interp1d(kind="previous",
+    fill_value=(0, last))` done by a search: each class's TPR at every class's eFPR, mean - alpha_st x std."""
+    efpr = np.unique(np.sort(np.concatenate([class_efpr for _, class_efpr in rocs.values()])))
+    interpolated = []
+    for class_tpr, class_efpr in rocs.values():
+        previous = np.searchsorted(class_efpr, efpr, side="right") - 1
+        interpolated.append(np.where(previous >= 0, class_tpr[np.maximum(previous, 0)], 0.0))
+    tpr = np.maximum(np.mean(interpolated, axis=0) - alpha_st * np.std(interpolated, axis=0), 0.0)
+    return np.concatenate([tpr, tpr[-1:]]), np.concatenate([efpr, [max_efpr]])
 
 
 def psds_bootstrap_values(
@@ -289,14 +282,12 @@ def psds_bootstrap_values(
         for s in scenarios
     ]
     values = {f"{scenario.name}_sed_scores_eval": np.empty(len(indices)) for scenario in scenarios}
-    with tqdm(total=len(indices), desc="bootstrap PSDS", unit="draw", file=sys.stderr, disable=not progress) as bar:
-        for first in range(0, len(indices), PSDS_DRAW_BATCH):
-            batch = event_weights[first:first + PSDS_DRAW_BATCH]
-            n_ref, t_ref, dataset_duration = batch @ n_ref_clip, batch @ t_ref_clip, batch @ duration_clip
-            for scenario_draws in draws:
-                values[f"{scenario_draws.scenario.name}_sed_scores_eval"][first:first + len(batch)] = (
-                    scenario_draws.psds(batch, n_ref, t_ref, dataset_duration))
-            bar.update(len(batch))
+    for draw in tqdm(range(len(indices)), desc="bootstrap PSDS", unit="draw", file=sys.stderr, disable=not progress):
+        clip_weights = event_weights[draw]
+        n_ref, t_ref, dataset_duration = clip_weights @ n_ref_clip, clip_weights @ t_ref_clip, clip_weights @ duration_clip
+        for scenario_draws in draws:
+            values[f"{scenario_draws.scenario.name}_sed_scores_eval"][draw] = scenario_draws.psds(
+                clip_weights, n_ref, t_ref, float(dataset_duration))
     return values
 
 
