@@ -418,9 +418,16 @@ class SEDTask(pl.LightningModule):
                 "persistent_workers": workers > 0}
 
     def train_dataloader(self):
-        """Training loader; its workers restart every epoch, seeded by `_epoch_seed` (exact resume)."""
+        """Training loader; its workers restart every epoch, seeded by `_epoch_seed` (exact resume).
+
+        Lightning creates the first epoch's iterator (and multi-process loaders draw their first indices)
+        before `on_train_epoch_start`, so the sampler epoch and the worker seeds of that first epoch, 0 or
+        the resumed one, are set here; later epochs get them in `on_train_epoch_start`.
+        """
         if self._train_sampler is None:
             raise RuntimeError("no training data (train_data) was given to SEDTask")
+        self._train_sampler.set_epoch(self.current_epoch)
+        self._train_loader_generator.manual_seed(self._epoch_seed(self.current_epoch))
         kwargs = {**self._loader_kwargs(), "generator": self._train_loader_generator, "persistent_workers": False}
         return DataLoader(self.train_data, batch_sampler=self._train_sampler, **kwargs)
 
