@@ -4,10 +4,10 @@
 distinct scene textures (babble and footsteps for pedestrian streets, engine rumble for traffic and
 buses, rail squeal for trams and metros, birds and wind for parks, announcements and reverberant
 crowds for stations and airports, ...; speech, bells and water come from ``synth_events``). Device
-``a`` is the clean signal; ``b``, ``c`` and ``s1``-``s6`` colour it with a fixed per-device filter and
-noise floor. As in TAU22, ``s4``-``s6`` appear only in the evaluation fold and the training and
+``a`` is the clean signal; ``b``, ``c`` and ``s1``-``s6`` colour the same segments with a fixed
+per-device filter and noise floor. As in TAU22, ``s4``-``s6`` appear only in the evaluation fold and the training and
 evaluation folds come from disjoint cities. ``ensemble_logits.pt`` holds the logits of a simple
-teacher (softmax regression on log-mel statistics) trained on the training fold, one row per
+teacher (softmax regression on band energies) trained on the training fold, one row per
 ``meta.csv`` row, so that distillation runs end to end.
 """
 from __future__ import annotations
@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy.signal import butter, fftconvolve, lfilter, sosfilt
+from scipy.signal import butter, fftconvolve, lfilter, sosfilt, welch
 
 from desed_task.data.audio import resample
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import _band, alarm_bell_ringing, running_water, speech
 from desed_task.data.tau22 import TAU22_CLASSES
-from desed_task.features.cpjku import CPJKUFrontend
 
 SAMPLE_RATE = 44100
 TRAIN_CITIES = ("barcelona", "helsinki", "lisbon", "london", "paris", "stockholm")
@@ -192,20 +191,24 @@ def apply_device(clean: np.ndarray, device: str, rng: np.random.Generator) -> np
 
 
 def plan_clips(seed: int, n_train_a: int, n_train_other: int, n_eval: int) -> pd.DataFrame:
-    """Rows (filename, scene, city, location, device, fold) of the whole mini set, in meta.csv order."""
+    """Rows (filename, scene, city-location, device, fold, segment) of the whole set, in meta.csv order.
+
+    As in TAU22, devices record the same segments in parallel: per scene, ``n_train_a`` training
+    segments on device a, the first ``n_train_other`` of them also on b, c and s1-s3, and ``n_eval``
+    evaluation segments on all nine devices.
+    """
     rows = []
     rng = np.random.default_rng([seed, 0])
     for scene in TAU22_CLASSES:
-        for fold, cities, per_device in (("train", TRAIN_CITIES, {"a": n_train_a, **{d: n_train_other
-                                                                                    for d in TRAIN_DEVICES}}),
-                                         ("evaluate", EVAL_CITIES, {d: n_eval for d in EVAL_DEVICES})):
-            for device, count in per_device.items():
-                for segment in range(count):
-                    city = cities[int(rng.integers(len(cities)))]
-                    location = int(rng.integers(3))
-                    name = f"audio/{scene}-{city}-{location}-{segment}-{len(rows) % 10}-{device}.wav"
-                    rows.append((name, scene, f"{city}-{location}", device, fold))
-    return pd.DataFrame(rows, columns=["filename", "scene_label", "identifier", "source_label", "fold"])
+        for fold, cities, count, devices in (("train", TRAIN_CITIES, n_train_a, ("a",) + TRAIN_DEVICES),
+                                             ("evaluate", EVAL_CITIES, n_eval, EVAL_DEVICES)):
+            for segment in range(count):
+                city, location = cities[int(rng.integers(len(cities)))], int(rng.integers(3))
+                recorded_on = devices if fold == "evaluate" or segment < n_train_other else ("a",)
+                for device in recorded_on:
+                    name = f"audio/{scene}-{city}-{location}-{segment}-0-{device}.wav"
+                    rows.append((name, scene, f"{city}-{location}", device, fold, f"{scene}-{fold}-{segment}"))
+    return pd.DataFrame(rows, columns=["filename", "scene_label", "identifier", "source_label", "fold", "segment"])
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -215,27 +218,31 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def teacher_logits(clips_32k: np.ndarray, labels: np.ndarray, train_mask: np.ndarray, seed: int) -> torch.Tensor:
-    """Logits of a softmax regression on per-band log-mel mean and std, trained on the training fold."""
-    with torch.no_grad():
-        logmel = CPJKUFrontend().eval()(torch.from_numpy(clips_32k).float())[:, 0]
-    features = torch.cat([logmel.mean(-1), logmel.std(-1)], dim=1)
-    train = torch.from_numpy(train_mask)
-    mean, std = features[train].mean(0), features[train].std(0) + 1e-5
-    features = (features - mean) / std
-    generator = torch.Generator().manual_seed(seed)
-    layer = torch.nn.Linear(features.shape[1], len(TAU22_CLASSES))
-    with torch.no_grad():
-        layer.weight.normal_(0, 0.01, generator=generator)
-        layer.bias.zero_()
-    optimiser = torch.optim.Adam(layer.parameters(), lr=0.01, weight_decay=1e-3)
-    targets = torch.from_numpy(labels).long()
-    for _ in range(300):
-        optimiser.zero_grad()
-        torch.nn.functional.cross_entropy(layer(features[train]), targets[train]).backward()
-        optimiser.step()
-    with torch.no_grad():
-        return layer(features).float()
+def band_features(clips_32k: np.ndarray) -> np.ndarray:
+    """Per clip: log energies of 48 log-spaced bands (Welch spectrum) and the log std over 32 ms frames."""
+    freqs, power = welch(clips_32k, fs=32000, nperseg=1024, axis=-1)
+    edges = np.geomspace(40, 16000, 49)
+    bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in zip(edges[:-1], edges[1:])], 1)
+    frames = clips_32k[:, : 31 * 1024].reshape(len(clips_32k), 31, 1024)
+    return np.concatenate([np.log(bands + 1e-10), np.log(frames.std(-1).std(-1, keepdims=True) + 1e-6)], 1)
+
+
+def teacher_logits(clips_32k: np.ndarray, labels: np.ndarray, train_mask: np.ndarray, steps: int = 500) -> torch.Tensor:
+    """Logits of a softmax regression on band energies, fitted on the training fold by gradient descent."""
+    features = band_features(clips_32k)
+    mean, std = features[train_mask].mean(0), features[train_mask].std(0) + 1e-6
+    x = (features - mean) / std
+    onehot = np.eye(len(TAU22_CLASSES))[labels[train_mask]]
+    weights = np.zeros((x.shape[1], len(TAU22_CLASSES)))
+    bias = np.zeros(len(TAU22_CLASSES))
+    for _ in range(steps):
+        logits = x[train_mask] @ weights + bias
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        error = (probs - onehot) / len(onehot)
+        weights -= 0.5 * (x[train_mask].T @ error + 1e-3 * weights)
+        bias -= 0.5 * error.sum(0)
+    return torch.from_numpy(x @ weights + bias).float()
 
 
 def generate_mini_tau22(out_dir, seed: int = 0, n_train_a: int = 20, n_train_other: int = 3, n_eval: int = 3) -> Path:
@@ -246,10 +253,14 @@ def generate_mini_tau22(out_dir, seed: int = 0, n_train_a: int = 20, n_train_oth
     (root / "audio").mkdir(parents=True)
     plan = plan_clips(seed, n_train_a, n_train_other, n_eval)
     clips_32k = np.zeros((len(plan), 32000), dtype=np.float32)
+    clean = {}
     for row, record in plan.iterrows():
-        rng = np.random.default_rng([seed, 1, row])
-        clean = render_scene(record["scene_label"], record["identifier"].split("-")[0], rng)
-        audio = np.clip(apply_device(clean, record["source_label"], rng), -1, 1).astype(np.float32)
+        if record["segment"] not in clean:
+            segment_rng = np.random.default_rng([seed, 1, len(clean)])
+            clean[record["segment"]] = render_scene(record["scene_label"], record["identifier"].split("-")[0],
+                                                    segment_rng)
+        rng = np.random.default_rng([seed, 2, row])
+        audio = np.clip(apply_device(clean[record["segment"]], record["source_label"], rng), -1, 1).astype(np.float32)
         write_audio_atomic(root / record["filename"], audio, SAMPLE_RATE)
         clips_32k[row] = resample(audio, SAMPLE_RATE, 32000)[:32000]
     meta = plan[["filename", "scene_label", "identifier", "source_label"]]
@@ -258,7 +269,7 @@ def generate_mini_tau22(out_dir, seed: int = 0, n_train_a: int = 20, n_train_oth
         _write_table(plan.loc[plan["fold"] == fold, ["filename", "scene_label"]],
                      root / "evaluation_setup" / f"{split}.csv")
     labels = plan["scene_label"].map(TAU22_CLASSES.index).to_numpy()
-    logits = teacher_logits(clips_32k, labels, (plan["fold"] == "train").to_numpy(), seed)
+    logits = teacher_logits(clips_32k, labels, (plan["fold"] == "train").to_numpy())
     tmp = root / f".{TEACHER_FILE}.{os.getpid()}.tmp"
     torch.save(logits, tmp)
     os.replace(tmp, root / TEACHER_FILE)
@@ -294,9 +305,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Generate the built-in mini TAU Urban Acoustic Scenes 2022 Mobile.")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n_train_a", type=int, default=20, help="training clips per scene from device a")
-    parser.add_argument("--n_train_other", type=int, default=3, help="training clips per scene for b, c, s1-s3")
-    parser.add_argument("--n_eval", type=int, default=3, help="evaluation clips per scene and device (a..s6)")
+    parser.add_argument("--n_train_a", type=int, default=20, help="training segments per scene (device a)")
+    parser.add_argument("--n_train_other", type=int, default=3,
+                        help="of these, segments per scene also recorded on b, c, s1-s3")
+    parser.add_argument("--n_eval", type=int, default=3, help="evaluation segments per scene (on all 9 devices)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     ensure_mini_tau22(args.out, args.seed, n_train_a=args.n_train_a, n_train_other=args.n_train_other,

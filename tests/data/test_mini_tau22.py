@@ -21,7 +21,7 @@ def mini_root():
 
 def test_layout_folds_devices_and_cities(mini_root):
     meta = read_meta(mini_root)
-    assert len(meta) == 10 * (2 + 5) + 10 * 9
+    assert len(meta) == 10 * (2 + 5) + 10 * 9  # parallel recordings: 2 segments on a, 1 also on 5 devices
     train, evaluate = read_fold(mini_root, meta, "fold1_train"), read_fold(mini_root, meta, "fold1_evaluate")
     assert len(set(train) | set(evaluate)) == len(meta) and not set(train) & set(evaluate)
     assert set(meta["device"][train]) == {"a", "b", "c", "s1", "s2", "s3"}
@@ -53,3 +53,14 @@ def test_deterministic_plan_and_audio(tmp_path, mini_root):
     for name in names[:3]:
         assert np.array_equal(sf.read(first / name)[0], sf.read(second / name)[0])
     assert torch.equal(torch.load(first / TEACHER_FILE), torch.load(second / TEACHER_FILE))
+
+
+def test_parallel_recordings_share_their_segment(mini_root):
+    meta = read_meta(mini_root)
+    evaluate = read_fold(mini_root, meta, "fold1_evaluate")
+    first = meta.iloc[evaluate[:9]]
+    assert list(first["device"]) == ["a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6"]
+    assert first["identifier"].nunique() == 1
+    clean, _ = sf.read(mini_root / first["filename"].iloc[0])
+    coloured, _ = sf.read(mini_root / first["filename"].iloc[1])
+    assert np.corrcoef(clean, coloured)[0, 1] > 0.3 and not np.allclose(clean, coloured)
