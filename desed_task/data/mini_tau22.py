@@ -8,7 +8,8 @@ crowds for stations and airports, ...; speech, bells and water come from ``synth
 per-device filter and noise floor. As in TAU22, ``s4``-``s6`` appear only in the evaluation fold and the training and
 evaluation folds come from disjoint cities. ``ensemble_logits.pt`` holds the logits of a simple
 teacher (softmax regression on band energies) trained on the training fold, one row per
-``meta.csv`` row, so that distillation runs end to end.
+``meta.csv`` row, so that distillation runs end to end, and ``dirs/`` a few synthetic microphone
+impulse responses for the DIR augmentation.
 """
 from __future__ import annotations
 
@@ -245,10 +246,24 @@ def teacher_logits(clips_32k: np.ndarray, labels: np.ndarray, train_mask: np.nda
     return torch.from_numpy(x @ weights + bias).float()
 
 
+def write_impulse_responses(folder: Path, seed: int, count: int = 8) -> None:
+    """``count`` short synthetic microphone impulse responses (band-limited, decaying), for DIR augmentation."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        rng = np.random.default_rng([seed, 3, index])
+        length = int(rng.uniform(0.01, 0.05) * SAMPLE_RATE)
+        decay = np.exp(-np.arange(length) / (rng.uniform(0.001, 0.006) * SAMPLE_RATE))
+        response = _band(rng.standard_normal(length), SAMPLE_RATE, rng.uniform(60, 300), rng.uniform(4000, 15000))
+        response = response * decay
+        response[0] += 1.0
+        write_audio_atomic(folder / f"mini_mic_{index}.wav", (0.5 * response / np.abs(response).max()).astype(np.float32),
+                           SAMPLE_RATE, subtype="FLOAT")
+
+
 def generate_mini_tau22(out_dir, seed: int = 0, n_train_a: int = 20, n_train_other: int = 3, n_eval: int = 3) -> Path:
     """Write the mini TAU22 into ``out_dir`` (replacing generated parts of a previous one)."""
     root = Path(out_dir)
-    for generated in ("audio", "audio_32k", "evaluation_setup"):
+    for generated in ("audio", "audio_32k", "evaluation_setup", "dirs"):
         shutil.rmtree(root / generated, ignore_errors=True)
     (root / "audio").mkdir(parents=True)
     plan = plan_clips(seed, n_train_a, n_train_other, n_eval)
@@ -268,6 +283,7 @@ def generate_mini_tau22(out_dir, seed: int = 0, n_train_a: int = 20, n_train_oth
     for fold, split in (("train", "fold1_train"), ("evaluate", "fold1_evaluate")):
         _write_table(plan.loc[plan["fold"] == fold, ["filename", "scene_label"]],
                      root / "evaluation_setup" / f"{split}.csv")
+    write_impulse_responses(root / "dirs", seed)
     labels = plan["scene_label"].map(TAU22_CLASSES.index).to_numpy()
     logits = teacher_logits(clips_32k, labels, (plan["fold"] == "train").to_numpy())
     tmp = root / f".{TEACHER_FILE}.{os.getpid()}.tmp"
