@@ -163,7 +163,8 @@ class CPMobileQATTask(CPMobileTask):
     def freeze_from_epoch(self) -> int:
         """First epoch with frozen observers: the last ``freeze_observer_epochs``, never the first epoch
         (observers must have seen data before int8 conversion)."""
-        n_epochs = int(self.trainer.max_epochs if self.trainer is not None else self.config["training"]["n_epochs"])
+        trainer = self._trainer
+        n_epochs = int(trainer.max_epochs if trainer is not None else self.config["training"]["n_epochs"])
         return max(1, n_epochs - int((self.config.get("qat") or {}).get("freeze_observer_epochs", 4)))
 
     def on_train_epoch_start(self) -> None:
