@@ -93,7 +93,7 @@ def fit_and_test(task: ClassificationTask, log_dir: str | Path, gpus: str = "0",
     trainer = build_trainer(task.config, log_dir, gpus, fast_dev_run, callbacks, wandb, max_epochs)
     trainer.fit(task, ckpt_path=ckpt_path)
     if task.test_data is not None or task.valid_data is not None:
-        trainer.test(task)
+        trainer.test(task, verbose=False)
     return task.test_results
 
 

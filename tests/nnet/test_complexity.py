@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from desed_task.nnet import CPMobile, complexity
+from desed_task.nnet.complexity import complexity_report, format_complexity_report
 
 
 def test_cp_mobile_figures_unfused_and_folded():
@@ -25,3 +26,11 @@ def test_training_mode_statistics_untouched_in_eval():
     before = model.in_c[0][1].running_mean.clone()
     complexity(model)
     assert torch.equal(before, model.in_c[0][1].running_mean)
+
+
+def test_report_with_int8_memory():
+    report = complexity_report(CPMobile())
+    assert report["bn_folded"]["params"] == 124_862
+    # int8: 1 byte per folded parameter (DCASE); as stored: 122,760 int8 weights + 2,090 float32 biases + 12 GRN
+    assert report["int8"] == {"param_bytes": 124_862, "stored_param_bytes": 122_760 + 4 * 2_090 + 4 * 12}
+    assert "29,561,088" in format_complexity_report(report)
