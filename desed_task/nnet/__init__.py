@@ -3,5 +3,9 @@ from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.cnn import CNN, GLU, ContextGating
 from desed_task.nnet.crnn import CRNN
 from desed_task.nnet.rnn import BidirectionalGRU
+from desed_task.nnet.ast import AST
+from desed_task.nnet.beats import BEATs, BEATsConfig
+from desed_task.nnet.panns import PANNsCnn14
 
 __all__ = ["CNN", "CRNN", "GLU", "BidirectionalGRU", "ContextGating", "load_state_dict_by_name"]
+__all__ += ["AST", "BEATs", "BEATsConfig", "PANNsCnn14"]
