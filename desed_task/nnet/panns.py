@@ -84,21 +84,24 @@ class PANNsCnn14(nn.Module):
     ``freeze_bn`` (official default True) keeps every BatchNorm in eval mode with frozen affine
     parameters, also when the model is trained end to end. Dropout (0.2 per block, 0.5 on the global
     embedding) is active only in training mode. ``fc1`` is part of the checkpoint but unused, as in the
-    DESED wrapper; ``fc_audioset`` is not built.
+    DESED wrapper; ``fc_audioset`` is not built. ``channels`` (the six block widths) only make small
+    variants for tests; the frame embedding has ``8 * channels[2]`` rows, the global one ``channels[5]``.
     """
 
-    def __init__(self, freeze_bn: bool = True):
+    def __init__(self, freeze_bn: bool = True, channels: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)):
         super().__init__()
+        if len(channels) != 6:
+            raise ValueError(f"Cnn14 has 6 conv blocks, got channels {channels}")
         self.freeze_bn = freeze_bn
         self.spectrogram_extractor = _Spectrogram()
         self.logmel_extractor = _LogMel()
         for param in self.spectrogram_extractor.parameters():
             param.requires_grad_(False)
         self.bn0 = nn.BatchNorm2d(N_MELS)
-        channels = (1, 64, 128, 256, 512, 1024, 2048)
+        channels = (1, *channels)
         for i in range(6):
             setattr(self, f"conv_block{i + 1}", ConvBlock(channels[i], channels[i + 1]))
-        self.fc1 = nn.Linear(2048, 2048)
+        self.fc1 = nn.Linear(channels[-1], channels[-1])
         self.train(self.training)
 
     def train(self, mode: bool = True):
