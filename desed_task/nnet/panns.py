@@ -3,7 +3,8 @@
 Raw 16 kHz waveform in; the log-mel is computed inside the model, as in the official model, with the
 STFT kernels and mel filters stored in its checkpoint: a Hann-windowed (periodic) STFT of 512 points
 every 160 samples as a convolution (``spectrogram_extractor.stft.conv_{real,imag}``), power, Slaney mel
-filters 50-8000 Hz (``logmel_extractor.melW``, librosa's default filters), ``10 log10(max(x, 1e-10))``.
+filters 50-8000 Hz (``logmel_extractor.melW``: librosa's default filters, ``slaney_mel_filterbank``),
+``10 log10(max(x, 1e-10))``.
 This is not the DCASE ``MelFrontend`` (HTK filters, Hamming window, magnitude, clamped dB), and its
 constants live in the checkpoint, so the model keeps its own front end.
 Outputs: ``frame`` = block-3 output (B, 256, 125, 8) as (B, 2048, 125) (row = channel * 8 + mel bin),
@@ -11,12 +12,12 @@ Outputs: ``frame`` = block-3 output (B, 256, 125, 8) as (B, 2048, 125) (row = ch
 """
 from __future__ import annotations
 
-import librosa
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from desed_task.features.mel import slaney_mel_filterbank
 from desed_task.nnet.official_weights import check_keys, read_official_file
 
 SAMPLE_RATE = 16000
@@ -71,8 +72,8 @@ class _Spectrogram(nn.Module):
 class _LogMel(nn.Module):
     def __init__(self):
         super().__init__()
-        filters = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=50, fmax=8000).T
-        self.melW = nn.Parameter(torch.tensor(filters, dtype=torch.float32), requires_grad=False)
+        filters = slaney_mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS, 50.0, 8000.0)
+        self.melW = nn.Parameter(filters, requires_grad=False)
 
     def forward(self, power: torch.Tensor) -> torch.Tensor:
         return 10.0 * torch.log10(torch.clamp(torch.matmul(power, self.melW), min=1e-10))
