@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from desed_task.embeddings.store import EmbeddingReader
+from desed_task.utils.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class EmbeddingClipSet(Dataset):
         elif report is not None and report.exists():
             report.unlink()
         if not self.indices:
-            raise ValueError(f"split '{split}': none of its {len(names)} clips has an embedding in {reader.path}")
+            raise BadInput(f"split '{split}': none of its {len(names)} clips has an embedding in {reader.path}")
         self.filenames = [names[i] for i in self.indices]
         self.audio_info = getattr(clip_set, "audio_info", {})
 

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -26,10 +27,10 @@ from torch.utils.data import DataLoader, Dataset
 from desed_task.data.audio import crop_or_pad, list_audio_files, read_audio
 from desed_task.data.build import prepare_folder
 from desed_task.data.manifest import check_audio_files
-from desed_task.data.mini import apply_mini_config
 from desed_task.embeddings.models import EMBEDDING_MODELS, build_embedding_model
 from desed_task.embeddings.store import EmbeddingWriter, embedding_file
-from desed_task.utils.config import load_config
+from desed_task.training.run import resolve_config
+from desed_task.utils.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
+    """Extract every split; bad input (config, weights, data) ends with its one-line message, exit status 2."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    config = apply_mini_config(load_config(args.conf_file, args.overrides))
+    try:
+        return run(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run(args: argparse.Namespace) -> dict[str, Path]:
+    config = resolve_config(args.conf_file, args.overrides)  # as the training run resolves it
     data = config["data"]
     fs = int(data.get("fs", 16000))
     n_samples = int(round(float(data.get("audio_max_len", 10)) * fs))

@@ -6,6 +6,7 @@ from torch import nn
 from desed_task.nnet.ast import AST
 from desed_task.nnet.beats import BEATs
 from desed_task.nnet.panns import PANNsCnn14
+from desed_task.utils.errors import BadInput
 
 EMBEDDING_MODELS = ("panns", "ast", "beats")
 
@@ -24,6 +25,6 @@ def build_embedding_model(name: str, checkpoint, options: dict | None = None) ->
         return AST(**options).load_official(checkpoint, audioset_head=audioset_head)
     if name == "beats":
         if options:
-            raise ValueError(f"BEATs takes its configuration from its file, got options {options}")
+            raise BadInput(f"BEATs takes its configuration from its file, got options {options}")
         return BEATs.from_official(checkpoint)
-    raise ValueError(f"unknown embedding model {name!r}, expected one of {EMBEDDING_MODELS}")
+    raise BadInput(f"unknown embedding model {name!r}, expected one of {EMBEDDING_MODELS}")

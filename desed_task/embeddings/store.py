@@ -18,6 +18,8 @@ from typing import Sequence
 import h5py
 import numpy as np
 
+from desed_task.utils.errors import BadInput, MissingInput
+
 log = logging.getLogger(__name__)
 
 EMBEDDING_FILES = {  # data split (desed_task.data.build names) -> file name of the official recipes
@@ -35,7 +37,7 @@ KINDS = ("frame", "global")
 
 def embedding_file(directory: str | Path, split: str) -> Path:
     if split not in EMBEDDING_FILES:
-        raise ValueError(f"unknown split {split!r}, expected one of {sorted(EMBEDDING_FILES)}")
+        raise BadInput(f"unknown split {split!r}, expected one of {sorted(EMBEDDING_FILES)}")
     return Path(directory) / EMBEDDING_FILES[split]
 
 
@@ -118,7 +120,7 @@ class EmbeddingReader:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"embedding file not found: {self.path} (run python -m desed_task.embeddings.extract)")
+            raise MissingInput(f"embedding file not found: {self.path} (run python -m desed_task.embeddings.extract)")
         with h5py.File(self.path, "r") as file:
             self.layout = "2023" if "filenames" in file else "2022"
             if self.layout == "2023":

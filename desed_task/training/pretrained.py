@@ -33,6 +33,7 @@ from desed_task.embeddings.store import EmbeddingReader, embedding_file
 from desed_task.features.augment import mixup
 from desed_task.training.schedulers import ExponentialWarmup
 from desed_task.training.sed import SEDTask, TrainBatch
+from desed_task.utils.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +44,18 @@ PRETRAINED_DEFAULTS = {"e2e": False, "freezed": True, "checkpoint": None, "extra
 def pretrained_settings(config: dict) -> dict:
     """The `pretrained` section with defaults, checked against the `net` section."""
     if "pretrained" not in config:
-        raise ValueError("the config has no `pretrained` section (model, e2e, extracted_embeddings_dir, ...)")
+        raise BadInput("the config has no `pretrained` section (model, e2e, extracted_embeddings_dir, ...)")
     settings = {**PRETRAINED_DEFAULTS, **config["pretrained"]}
     unknown = sorted(set(settings) - set(PRETRAINED_DEFAULTS) - {"model"})
     if unknown:
-        raise ValueError(f"unknown pretrained.* config keys {unknown}")
+        raise BadInput(f"unknown pretrained.* config keys {unknown}")
     if not config["net"].get("use_embeddings"):
-        raise ValueError("pretrained embeddings need net.use_embeddings: True")
+        raise BadInput("pretrained embeddings need net.use_embeddings: True")
     if not settings["freezed"] and not settings["e2e"]:
-        raise ValueError("pretrained.freezed: false trains the pretrained model, which needs pretrained.e2e: true")
+        raise BadInput("pretrained.freezed: false trains the pretrained model, which needs pretrained.e2e: true")
     key = "checkpoint" if settings["e2e"] else "extracted_embeddings_dir"
     if not settings[key]:
-        raise ValueError(f"pretrained.e2e: {settings['e2e']} needs pretrained.{key}")
+        raise BadInput(f"pretrained.e2e: {settings['e2e']} needs pretrained.{key}")
     return settings
 
 

@@ -62,7 +62,7 @@ def test_frozen_model_runs_in_eval_without_graph(beats_file):
     frozen = task(beats_file).train()
     assert frozen.sed_student.training and not frozen.pretrained_model.training
     embeddings = frozen.batch_embeddings((torch.randn(2, 16000), None, None, None))
-    assert embeddings.shape == (2, 16, 49) and embeddings.grad_fn is None
+    assert embeddings.shape == (2, 16, 48)  # 98 fbank frames: 6 x 8 patches and embeddings.grad_fn is None
     assert all(id(p) not in {id(q) for q in frozen.pretrained_model.parameters()} for p in frozen.trainable_parameters())
 
 
@@ -81,5 +81,7 @@ def test_config_checks(beats_file):
         task(beats_file, "pretrained.e2e=False", "pretrained.freezed=False")
     with pytest.raises(ValueError, match="use_embeddings"):
         task(beats_file, "net.use_embeddings=False")
+    config = load_config(CONF, ["net.embedding_size=16"])
+    config["pretrained"]["extracted_embedding_dir"] = "x"
     with pytest.raises(ValueError, match="unknown pretrained"):
-        task(beats_file, "pretrained.extracted_embedding_dir=x")
+        PretrainedSEDTask(config)
