@@ -7,6 +7,7 @@ written here.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -185,3 +186,32 @@ class MelFrontend(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return amplitude_to_db(self.mel_amplitude(waveform))
+
+
+def hz_to_mel_slaney(freq: torch.Tensor) -> torch.Tensor:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    linear = freq / (200.0 / 3)
+    logarithmic = 15.0 + torch.log(torch.clamp(freq, min=1e-10) / 1000.0) / (math.log(6.4) / 27.0)
+    return torch.where(freq >= 1000.0, logarithmic, linear)
+
+
+def mel_to_hz_slaney(mel: torch.Tensor) -> torch.Tensor:
+    linear = mel * (200.0 / 3)
+    logarithmic = 1000.0 * torch.exp((math.log(6.4) / 27.0) * (mel - 15.0))
+    return torch.where(mel >= 15.0, logarithmic, linear)
+
+
+def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
+    """Slaney-scale, Slaney-normalised (area 1 per filter) triangles (n_fft // 2 + 1, n_mels) in float32,
+    as ``librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax).T`` (PANNs' filters). Computed in float64."""
+    fft_freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    edges = torch.tensor([float(f_min), float(f_max)], dtype=torch.float64)
+    mel_edges = torch.linspace(*hz_to_mel_slaney(edges).tolist(), n_mels + 2, dtype=torch.float64)
+    hz_edges = mel_to_hz_slaney(mel_edges)
+    widths = hz_edges[1:] - hz_edges[:-1]
+    ramps = hz_edges.unsqueeze(1) - fft_freqs.unsqueeze(0)
+    rising = -ramps[:-2] / widths[:-1].unsqueeze(1)
+    falling = ramps[2:] / widths[1:].unsqueeze(1)
+    weights = torch.clamp(torch.minimum(rising, falling), min=0.0)
+    weights = weights * (2.0 / (hz_edges[2:] - hz_edges[:-2])).unsqueeze(1)
+    return weights.T.to(torch.float32)

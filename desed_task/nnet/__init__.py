@@ -5,6 +5,9 @@ from desed_task.nnet.complexity import complexity
 from desed_task.nnet.cp_mobile import CPMobile
 from desed_task.nnet.crnn import CRNN
 from desed_task.nnet.rnn import BidirectionalGRU
+from desed_task.nnet.ast import AST
+from desed_task.nnet.beats import BEATs, BEATsConfig
+from desed_task.nnet.panns import PANNsCnn14
 
 __all__ = ["CNN", "CRNN", "GLU", "BidirectionalGRU", "ContextGating", "load_state_dict_by_name",
-           "CPMobile", "complexity"]
+           "CPMobile", "complexity", "AST", "BEATs", "BEATsConfig", "PANNsCnn14"]

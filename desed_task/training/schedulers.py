@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -28,7 +29,9 @@ class ExponentialWarmup(LRScheduler):
     full `max_lr`); here the warmed-up rate applies from step 1.
     """
 
-    def __init__(self, optimizer: Optimizer, max_lr: float, rampup_length: int, exponent: float = -5.0):
+    def __init__(self, optimizer: Optimizer, max_lr: float | Sequence[float], rampup_length: int,
+                 exponent: float = -5.0):
+        """`max_lr`: one rate for every parameter group, or one per group."""
         self.max_lr = max_lr
         self.rampup_length = rampup_length
         self.exponent = exponent
@@ -43,7 +46,11 @@ class ExponentialWarmup(LRScheduler):
         return exponential_rampup(self.step_num, self.rampup_length, self.exponent)
 
     def get_lr(self) -> list[float]:
-        return [self.max_lr * self.scaling_factor() for _ in self.optimizer.param_groups]
+        groups = self.optimizer.param_groups
+        max_lrs = list(self.max_lr) if isinstance(self.max_lr, Sequence) else [self.max_lr] * len(groups)
+        if len(max_lrs) != len(groups):
+            raise ValueError(f"{len(max_lrs)} learning rates for {len(groups)} parameter groups")
+        return [max_lr * self.scaling_factor() for max_lr in max_lrs]
 
 
 def warmup_linear_decay_factor(epoch: int, warm_up_len: int, ramp_down_start: int, ramp_down_len: int,

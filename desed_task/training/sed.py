@@ -8,7 +8,8 @@ evaluates both student and teacher. Batches are `[strong parts | weak part | unl
 
 Subclasses (IRCT, probes) change behaviour through a few documented hooks:
 `build_student`, `build_teacher`, `trainable_parameters`, `augment`, `student_forward`, `training_losses`,
-`compute_extra_loss`, `detect`.
+`compute_extra_loss`, `detect`, and for networks that also take pretrained-model embeddings
+(training/pretrained.py) `batch_embeddings`, `mix_embeddings`.
 """
 from __future__ import annotations
 
@@ -122,7 +123,8 @@ class TrainBatch:
     `features` are clamped dB log-mels (B, n_mels, frames), the input of `detect`; `labels` the frame
     targets (B, n_classes, n_frames) of the whole batch (mixed where mixup applied, zeros for unlabeled
     clips); `weak_labels` (n_weak, n_classes) the clip targets of the weak part; the masks (B,) select
-    the strongly labelled, weakly labelled and unlabeled parts.
+    the strongly labelled, weakly labelled and unlabeled parts; `embeddings` the pretrained-model
+    embeddings fed to the network (mixed like the features), None when it takes none.
     """
 
     audio: Tensor
@@ -132,6 +134,7 @@ class TrainBatch:
     strong_mask: Tensor
     weak_mask: Tensor
     unlabeled_mask: Tensor
+    embeddings: Tensor | None = None
 
 
 def batch_masks(batch_sizes: Sequence[int], device=None) -> tuple[Tensor, Tensor, Tensor]:
@@ -231,16 +234,29 @@ class SEDTask(pl.LightningModule):
         """Hook: the parameters the optimiser updates (default: all student parameters)."""
         return self.sed_student.parameters()
 
-    def detect(self, features: Tensor, model: nn.Module) -> tuple[Tensor, Tensor]:
-        """Hook: log-mels (B, n_mels, frames) -> `model(scaler(features))` = (strong (B, C, T), weak (B, C))."""
-        return model(self.scaler(features))
+    def detect(self, features: Tensor, model: nn.Module, embeddings: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Hook: log-mels (B, n_mels, frames) -> `model(scaler(features))` = (strong (B, C, T), weak (B, C)).
+
+        `embeddings` (pretrained-model embeddings of the same clips), when given, are passed on as
+        `model(..., embeddings=embeddings)`.
+        """
+        if embeddings is None:
+            return model(self.scaler(features))
+        return model(self.scaler(features), embeddings=embeddings)
+
+    def batch_embeddings(self, batch) -> Tensor | None:
+        """Hook: the embeddings of a collated batch that the network fuses (default: none)."""
+        return None
+
+    def mix_embeddings(self, batch: TrainBatch, mask: Tensor, permutation: Tensor, weight: float) -> None:
+        """Hook: mix `batch.embeddings[mask]` like the features of that part were (default: nothing to mix)."""
 
     def student_forward(self, batch: TrainBatch) -> tuple[Tensor, Tensor]:
         """Hook: the student's (strong, weak) outputs in a training step (default: `detect` on the features).
 
         IRCT overrides it to encode its three views up to the placement and keep them on the batch.
         """
-        return self.detect(batch.features, self.sed_student)
+        return self.detect(batch.features, self.sed_student, batch.embeddings)
 
     def augment(self, batch: TrainBatch, mel_amplitude: Tensor) -> TrainBatch:
         """Hook: augment a training batch; `mel_amplitude` is the linear mel spectrogram of `batch.audio`.
@@ -253,12 +269,16 @@ class SEDTask(pl.LightningModule):
             mel_amplitude = mel_amplitude.clone()
             labels = batch.labels.clone()
             weak, strong = batch.weak_mask, batch.strong_mask
-            mel_amplitude[weak], batch.weak_labels = mixup(
-                mel_amplitude[weak], batch.weak_labels, mixup_label_type=mixup_type, generator=self.mixup_generator
+            mel_amplitude[weak], batch.weak_labels, mix = mixup(
+                mel_amplitude[weak], batch.weak_labels, mixup_label_type=mixup_type, generator=self.mixup_generator,
+                return_mix=True,
             )
-            mel_amplitude[strong], labels[strong] = mixup(
-                mel_amplitude[strong], labels[strong], mixup_label_type=mixup_type, generator=self.mixup_generator
+            self.mix_embeddings(batch, weak, *mix)
+            mel_amplitude[strong], labels[strong], mix = mixup(
+                mel_amplitude[strong], labels[strong], mixup_label_type=mixup_type, generator=self.mixup_generator,
+                return_mix=True,
             )
+            self.mix_embeddings(batch, strong, *mix)
             batch.labels = labels
         batch.features = amplitude_to_db(mel_amplitude)
         return batch
@@ -319,7 +339,7 @@ class SEDTask(pl.LightningModule):
 
     def prepare_train_batch(self, batch) -> TrainBatch:
         """Collated dataset items -> `TrainBatch` (mel on the training device, then `augment`)."""
-        audio, labels, _, _ = batch
+        audio, labels = batch[0], batch[1]
         strong, weak, unlabeled = batch_masks(self.train_batch_sizes, device=audio.device)
         if len(strong) != audio.shape[0]:
             raise ValueError(f"batch of {audio.shape[0]} clips but training batch sizes {self.train_batch_sizes}")
@@ -332,6 +352,7 @@ class SEDTask(pl.LightningModule):
             strong_mask=strong,
             weak_mask=weak,
             unlabeled_mask=unlabeled,
+            embeddings=self.batch_embeddings(batch),
         )
         return self.augment(train_batch, mel_amplitude)
 
@@ -339,7 +360,7 @@ class SEDTask(pl.LightningModule):
         train_batch = self.prepare_train_batch(batch)
         student = self.student_forward(train_batch)
         with torch.no_grad():
-            teacher = self.detect(train_batch.features, self.sed_teacher)
+            teacher = self.detect(train_batch.features, self.sed_teacher, train_batch.embeddings)
         losses = self.training_losses(train_batch, student, teacher)
         extra, extra_logs = self.compute_extra_loss(train_batch, student, teacher)
         if extra is not None:
@@ -448,9 +469,10 @@ class SEDTask(pl.LightningModule):
         return self._eval_loader(self.test_data)
 
     # ------------------------------------------------------------------ buffers shared by validation and test
-    def _predict(self, audio: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
-        features = self.mel(audio)
-        return {"student": self.detect(features, self.sed_student), "teacher": self.detect(features, self.sed_teacher)}
+    def _predict(self, batch) -> dict[str, tuple[Tensor, Tensor]]:
+        features, embeddings = self.mel(batch[0]), self.batch_embeddings(batch)
+        return {"student": self.detect(features, self.sed_student, embeddings),
+                "teacher": self.detect(features, self.sed_teacher, embeddings)}
 
     def _buffer(self, name: str, **values) -> None:
         """Keep per-batch values (moved to CPU) until the end of the epoch."""
@@ -498,8 +520,8 @@ class SEDTask(pl.LightningModule):
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        audio, labels, _, file_ids = batch
-        predictions = self._predict(audio)
+        audio, labels, _, file_ids = batch[:4]
+        predictions = self._predict(batch)
         if dataloader_idx == 0:
             for model, (strong, _) in predictions.items():
                 self.log(f"val/synth/{model}/loss_strong", self.supervised_loss(strong, labels),
@@ -547,8 +569,8 @@ class SEDTask(pl.LightningModule):
 
     # ------------------------------------------------------------------ test and evaluation
     def test_step(self, batch, batch_idx):
-        audio, labels, valid_frames, file_ids = batch
-        predictions = self._predict(audio)
+        audio, labels, valid_frames, file_ids = batch[:4]
+        predictions = self._predict(batch)
         values = {"file_id": list(file_ids)}
         for model, (strong, weak) in predictions.items():
             values[f"{model}_strong"] = strong
@@ -647,8 +669,8 @@ class SEDTask(pl.LightningModule):
 def load_sed_checkpoint(task: SEDTask, checkpoint: str | Path | dict) -> dict:
     """Load student and teacher weights of a Lightning checkpoint (ours or the official baseline's).
 
-    Only `sed_student.*` / `sed_teacher.*` (and a fitted dataset scaler's `scaler.*`) are taken, so the
-    official `mel_spec.*` buffers are ignored. Returns the checkpoint dict.
+    Only `sed_student.*` / `sed_teacher.*` (and a fitted dataset scaler's `scaler.*`, an end-to-end
+    pretrained model's `pretrained_model.*`) are taken, so the official `mel_spec.*` buffers are ignored. Returns the checkpoint dict.
     """
     if not isinstance(checkpoint, dict):
         checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -657,4 +679,7 @@ def load_sed_checkpoint(task: SEDTask, checkpoint: str | Path | dict) -> dict:
     load_state_dict_by_name(task.sed_teacher, state, prefix="sed_teacher.")
     if any(key.startswith("scaler.") for key in state):
         load_state_dict_by_name(task.scaler, state, prefix="scaler.")
+    pretrained = getattr(task, "pretrained_model", None)  # an end-to-end pretrained model (training/pretrained.py)
+    if isinstance(pretrained, nn.Module) and any(key.startswith("pretrained_model.") for key in state):
+        load_state_dict_by_name(pretrained, state, prefix="pretrained_model.")
     return checkpoint
