@@ -25,6 +25,33 @@ def mel_to_hz_htk(mel: torch.Tensor) -> torch.Tensor:
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
+def mel_filterbank(
+    n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int, dtype=torch.float64
+) -> torch.Tensor:
+    """Triangular HTK mel filters (n_freqs, n_mels), unnormalised, as torchaudio ``melscale_fbanks``.
+
+    FFT bin ``k`` sits at ``k * (sr / 2) / (n_freqs - 1)``; the ``n_mels + 2`` filter edges are equally
+    spaced on the HTK mel scale between ``f_min`` and ``f_max``. Computed in float64, then cast.
+    """
+    all_freqs = torch.linspace(0, sample_rate // 2, n_freqs, dtype=torch.float64)
+    mel_edges = torch.linspace(
+        float(hz_to_mel_htk(torch.tensor(float(f_min), dtype=torch.float64))),
+        float(hz_to_mel_htk(torch.tensor(float(f_max), dtype=torch.float64))),
+        n_mels + 2,
+        dtype=torch.float64,
+    )
+    return _triangles(mel_to_hz_htk(mel_edges), all_freqs).to(dtype)
+
+
+def _triangles(hz_edges: torch.Tensor, all_freqs: torch.Tensor) -> torch.Tensor:
+    """Peak-1 triangles (n_freqs, len(hz_edges) - 2) between consecutive edges, sampled at ``all_freqs``."""
+    widths = hz_edges[1:] - hz_edges[:-1]
+    slopes = hz_edges.unsqueeze(0) - all_freqs.unsqueeze(1)
+    rising = -slopes[:, :-2] / widths[:-1]
+    falling = slopes[:, 2:] / widths[1:]
+    return torch.clamp(torch.minimum(rising, falling), min=0.0)
+
+
 SLANEY_F_SP = 200.0 / 3  # Hz per mel below 1 kHz
 SLANEY_MIN_LOG_HZ = 1000.0
 SLANEY_MIN_LOG_MEL = SLANEY_MIN_LOG_HZ / SLANEY_F_SP
@@ -34,8 +61,7 @@ SLANEY_LOG_STEP = math.log(6.4) / 27.0
 def hz_to_mel_slaney(freq: torch.Tensor) -> torch.Tensor:
     """Slaney's Auditory Toolbox mel scale (librosa ``htk=False``): linear below 1 kHz, logarithmic above."""
     octaves = torch.log(torch.clamp(freq, min=SLANEY_MIN_LOG_HZ) / SLANEY_MIN_LOG_HZ)
-    above = SLANEY_MIN_LOG_MEL + octaves / SLANEY_LOG_STEP
-    return torch.where(freq >= SLANEY_MIN_LOG_HZ, above, freq / SLANEY_F_SP)
+    return torch.where(freq >= SLANEY_MIN_LOG_HZ, SLANEY_MIN_LOG_MEL + octaves / SLANEY_LOG_STEP, freq / SLANEY_F_SP)
 
 
 def mel_to_hz_slaney(mel: torch.Tensor) -> torch.Tensor:
@@ -43,41 +69,61 @@ def mel_to_hz_slaney(mel: torch.Tensor) -> torch.Tensor:
     return torch.where(mel >= SLANEY_MIN_LOG_MEL, above, SLANEY_F_SP * mel)
 
 
-MEL_SCALES = {"htk": (hz_to_mel_htk, mel_to_hz_htk), "slaney": (hz_to_mel_slaney, mel_to_hz_slaney)}
-
-
-def mel_filterbank(
-    n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int, dtype=torch.float64,
-    mel_scale: str = "htk",
+def slaney_mel_filterbank(
+    n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int, dtype=torch.float64
 ) -> torch.Tensor:
-    """Triangular mel filters (n_freqs, n_mels) of peak 1, unnormalised, as torchaudio ``melscale_fbanks``
-    (``mel_scale="htk"``) or librosa ``filters.mel(htk=False, norm=None)`` (``mel_scale="slaney"``).
-
-    FFT bin ``k`` sits at ``k * (sr / 2) / (n_freqs - 1)``; the ``n_mels + 2`` filter edges are equally
-    spaced on the mel scale between ``f_min`` and ``f_max``. Computed in float64, then cast.
-    """
-    if mel_scale not in MEL_SCALES:
-        raise ValueError(f"mel_scale must be one of {sorted(MEL_SCALES)}, got {mel_scale!r}")
-    hz_to_mel, mel_to_hz = MEL_SCALES[mel_scale]
-    all_freqs = torch.linspace(0, sample_rate // 2, n_freqs, dtype=torch.float64)
+    """Slaney-scale triangular mel filters (n_freqs, n_mels) of peak 1, as librosa
+    ``filters.mel(htk=False, norm=None)``: FFT bin ``k`` at ``k * (sr / 2) / (n_freqs - 1)``, the
+    ``n_mels + 2`` edges equally spaced on the Slaney scale. Computed in float64, then cast."""
+    all_freqs = torch.linspace(0, sample_rate / 2, n_freqs, dtype=torch.float64)
     mel_edges = torch.linspace(
-        float(hz_to_mel(torch.tensor(float(f_min), dtype=torch.float64))),
-        float(hz_to_mel(torch.tensor(float(f_max), dtype=torch.float64))),
+        float(hz_to_mel_slaney(torch.tensor(float(f_min), dtype=torch.float64))),
+        float(hz_to_mel_slaney(torch.tensor(float(f_max), dtype=torch.float64))),
         n_mels + 2,
         dtype=torch.float64,
     )
-    hz_edges = mel_to_hz(mel_edges)
-    widths = hz_edges[1:] - hz_edges[:-1]
-    slopes = hz_edges.unsqueeze(0) - all_freqs.unsqueeze(1)
-    rising = -slopes[:, :-2] / widths[:-1]
-    falling = slopes[:, 2:] / widths[1:]
-    return torch.clamp(torch.minimum(rising, falling), min=0.0).to(dtype)
+    return _triangles(mel_to_hz_slaney(mel_edges), all_freqs).to(dtype)
+
+
+def hz_to_mel_kaldi(freq: torch.Tensor) -> torch.Tensor:
+    return 1127.0 * torch.log(1.0 + freq / 700.0)
+
+
+def kaldi_mel_filterbank(
+    n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int, dtype=torch.float64
+) -> torch.Tensor:
+    """Kaldi's triangular mel filters (n_freqs, n_mels), as ``torchaudio.compliance.kaldi.get_mel_banks``.
+
+    Triangles are built on the mel axis ``1127 ln(1 + f / 700)`` (peak 1, not area-normalised) with
+    ``n_mels + 2`` equally spaced edges in [mel(f_min), mel(f_max)]; FFT bin ``k`` sits at
+    ``k * sr / n_fft``. As in the CP-JKU frontend, the Nyquist bin (the last row) gets weight 0.
+    """
+    n_fft = 2 * (n_freqs - 1)
+    bin_mels = hz_to_mel_kaldi(torch.arange(n_freqs - 1, dtype=torch.float64) * sample_rate / n_fft)
+    mel_low = float(hz_to_mel_kaldi(torch.tensor(float(f_min), dtype=torch.float64)))
+    mel_high = float(hz_to_mel_kaldi(torch.tensor(float(f_max), dtype=torch.float64)))
+    delta = (mel_high - mel_low) / (n_mels + 1)
+    left = mel_low + torch.arange(n_mels, dtype=torch.float64) * delta
+    center, right = left + delta, left + 2 * delta
+    rising = (bin_mels.unsqueeze(1) - left) / (center - left)
+    falling = (right - bin_mels.unsqueeze(1)) / (right - center)
+    filters = torch.clamp(torch.minimum(rising, falling), min=0.0)
+    return torch.cat([filters, torch.zeros(1, n_mels, dtype=torch.float64)]).to(dtype)
+
+
+MEL_SCALES = {"htk": mel_filterbank, "kaldi": kaldi_mel_filterbank, "slaney": slaney_mel_filterbank}
+WINDOWS = {"hamming": torch.hamming_window, "hann": torch.hann_window}
+
+
+def preemphasis(waveform: torch.Tensor, coefficient: float) -> torch.Tensor:
+    """``y[n] = x[n + 1] - coefficient * x[n]`` (no padding: one sample shorter), as CP-JKU's conv1d."""
+    return waveform[..., 1:] - coefficient * waveform[..., :-1]
 
 
 def linear_spectrogram(
-    waveform: torch.Tensor, n_fft: int, win_length: int, hop_length: int, window: torch.Tensor
+    waveform: torch.Tensor, n_fft: int, win_length: int, hop_length: int, window: torch.Tensor, power: float = 1.0
 ) -> torch.Tensor:
-    """Magnitude STFT (..., n_fft // 2 + 1, frames), centred with reflect padding, unnormalised."""
+    """Magnitude (``power`` 1) or power (2) STFT (..., n_fft // 2 + 1, frames), centred with reflect padding."""
     shape = waveform.shape
     spec = torch.stft(
         waveform.reshape(-1, shape[-1]),
@@ -91,7 +137,9 @@ def linear_spectrogram(
         onesided=True,
         return_complex=True,
     )
-    return spec.abs().reshape(*shape[:-1], *spec.shape[-2:])
+    spec = spec.abs() if power == 1.0 else spec.real.square() + spec.imag.square() if power == 2.0 \
+        else spec.abs().pow(power)
+    return spec.reshape(*shape[:-1], *spec.shape[-2:])
 
 
 def amplitude_to_db(mels: torch.Tensor, amin: float = AMIN, db_range=DB_RANGE) -> torch.Tensor:
@@ -99,16 +147,14 @@ def amplitude_to_db(mels: torch.Tensor, amin: float = AMIN, db_range=DB_RANGE) -
     return (20.0 * torch.log10(torch.clamp(mels, min=amin))).clamp(min=db_range[0], max=db_range[1])
 
 
-LOG_MODES = ("db", "log10")
-
-
 class MelFrontend(nn.Module):
-    """(batch, samples) waveform -> (batch, n_mels, frames) log-mel.
+    """(batch, samples) waveform -> (batch, n_mels, frames) clamped dB log-mel.
 
-    With ``center=True`` there are ``samples // hop_length + 1`` frames (626 for 10 s at 16 kHz). The
-    defaults are the DCASE baseline's (symmetric Hamming window, magnitude, HTK mel, clamped dB); the
-    other arguments give the presets of other papers: ``periodic_window``, ``power`` 2 (power
-    spectrogram), ``mel_scale="slaney"`` and ``log_mode="log10"`` (``log10(mel + log_eps)``).
+    With ``center=True`` there are ``samples // hop_length + 1`` frames (626 for 10 s at 16 kHz).
+    The defaults are the DCASE baseline's; presets of other papers choose the ``window`` (hamming | hann,
+    symmetric or ``periodic_window``), ``power`` (1 magnitude, 2 power), ``mel_scale`` (htk | kaldi |
+    slaney) and ``preemphasis`` (None or its coefficient) and their own log/normalisation in ``forward``
+    (see ``CPJKUFrontend``, ``UCLSERFrontend``).
     """
 
     def __init__(
@@ -120,35 +166,38 @@ class MelFrontend(nn.Module):
         f_min: float = 0.0,
         f_max: float = 8000.0,
         n_mels: int = 128,
-        mel_scale: str = "htk",
-        periodic_window: bool = False,
+        window: str = "hamming",
         power: float = 1.0,
-        log_mode: str = "db",
-        log_eps: float = 1.1e-8,
+        mel_scale: str = "htk",
+        preemphasis: float | None = None,
+        periodic_window: bool = False,
     ):
         super().__init__()
-        if log_mode not in LOG_MODES:
-            raise ValueError(f"log_mode must be one of {LOG_MODES}, got {log_mode!r}")
+        if window not in WINDOWS or mel_scale not in MEL_SCALES:
+            raise ValueError(f"window must be one of {list(WINDOWS)} and mel_scale one of {list(MEL_SCALES)}, "
+                             f"got {window!r}, {mel_scale!r}")
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
         self.hop_length = hop_length
         self.n_mels = n_mels
+        self.f_min = f_min
+        self.f_max = f_max
         self.power = power
-        self.log_mode = log_mode
-        self.log_eps = log_eps
+        self.mel_scale = mel_scale
+        self.preemphasis = preemphasis
         # Derived constants: float64 (cast to the input dtype at use, so float64 inputs keep full
         # precision) and non-persistent (they follow from the arguments, checkpoints need not hold them).
         self.register_buffer(
             "window",
-            torch.hamming_window(win_length, periodic=periodic_window, dtype=torch.float64),
+            WINDOWS[window](win_length, periodic=periodic_window, dtype=torch.float64),
             persistent=False,
         )
-        self.register_buffer(
-            "filterbank",
-            mel_filterbank(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, mel_scale=mel_scale),
-            persistent=False,
-        )
+        self.register_buffer("filterbank", self.make_filterbank(f_min, f_max), persistent=False)
+
+    def make_filterbank(self, f_min: float, f_max: float) -> torch.Tensor:
+        """The (n_fft // 2 + 1, n_mels) float64 filters of this frontend's mel scale for a frequency range."""
+        return MEL_SCALES[self.mel_scale](self.n_fft // 2 + 1, f_min, f_max, self.n_mels, self.sample_rate)
 
     @classmethod
     def from_config(cls, feats: Mapping) -> "MelFrontend":
@@ -163,18 +212,19 @@ class MelFrontend(nn.Module):
             n_mels=feats["n_mels"],
         )
 
-    def mel_amplitude(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Mel-filtered magnitude (``power`` 1) or power (2) spectrogram (..., n_mels, frames), before the log."""
-        spec = linear_spectrogram(waveform, self.n_fft, self.win_length, self.hop_length, self.window)
-        if self.power != 1:
-            spec = spec ** self.power
-        return torch.matmul(spec.transpose(-1, -2), self.filterbank.to(spec)).transpose(-1, -2)
+    def mel_amplitude(self, waveform: torch.Tensor, filterbank: torch.Tensor | None = None) -> torch.Tensor:
+        """Mel-filtered magnitude (or power) spectrogram (..., n_mels, frames), before any log.
+
+        Pre-emphasis first when configured; ``filterbank`` replaces the stored one (e.g. a redrawn f_max).
+        """
+        if self.preemphasis is not None:
+            waveform = preemphasis(waveform, self.preemphasis)
+        spec = linear_spectrogram(waveform, self.n_fft, self.win_length, self.hop_length, self.window, self.power)
+        filterbank = self.filterbank if filterbank is None else filterbank
+        return torch.matmul(spec.transpose(-1, -2), filterbank.to(spec)).transpose(-1, -2)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        mels = self.mel_amplitude(waveform)
-        if self.log_mode == "log10":
-            return torch.log10(mels + self.log_eps)
-        return amplitude_to_db(mels)
+        return amplitude_to_db(self.mel_amplitude(waveform))
 
 
 class UCLSERFrontend(MelFrontend):
@@ -186,10 +236,12 @@ class UCLSERFrontend(MelFrontend):
     patches (101 frames per second).
     """
 
+    EPS = 1.1e-8
+
     def __init__(self):
         super().__init__(sample_rate=22050, n_fft=2048, win_length=660, hop_length=220, f_min=50.0,
-                         f_max=10500.0, n_mels=96, mel_scale="slaney", periodic_window=True, power=2.0,
-                         log_mode="log10", log_eps=1.1e-8)
+                         f_max=10500.0, n_mels=96, window="hamming", periodic_window=True, power=2.0,
+                         mel_scale="slaney")
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        return super().forward(waveform + self.log_eps).transpose(-1, -2)
+        return torch.log10(self.mel_amplitude(waveform + self.EPS) + self.EPS).transpose(-1, -2)
