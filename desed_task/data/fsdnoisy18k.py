@@ -337,9 +337,10 @@ class _NormalisedPatches(Dataset):
 
 
 class ContrastivePatchDataset(_NormalisedPatches):
-    """Item ``i`` -> (view_1, view_2), each (1, 101, 96): two random patches of clip ``i`` (they may
-    overlap), each mixed with a random patch of a different random clip ("mix-back", weight
-    ``U(0, mix_back_alpha)`` shared by both views), augmented independently, then normalised.
+    """Item ``i`` -> ``{"input": (2, 1, 101, 96), "label", "index"}``: two random patches of clip ``i``
+    (they may overlap), each mixed with a random patch of a different random clip ("mix-back", weight
+    ``U(0, mix_back_alpha)`` shared by both views), augmented independently, then normalised. The label
+    is carried for monitoring only.
 
     Randomness comes from torch's global generator (seeded per DataLoader worker and epoch).
     """
@@ -363,12 +364,13 @@ class ContrastivePatchDataset(_NormalisedPatches):
             weight = self.mix_back_alpha * float(torch.rand(()))
             backgrounds = [self.store.random_patch(other, self.patch_len) for other in self._other_clips(index)]
             views = [mix_back(view, back, weight) for view, back in zip(views, backgrounds)]
-        return tuple(self.normalise(self.augment(view)) for view in views)
+        views = torch.stack([self.normalise(self.augment(view)) for view in views])
+        return {"input": views, "label": int(self.store.labels[index]), "index": index}
 
 
 class SupervisedPatchDataset(_NormalisedPatches):
-    """Item ``i`` -> (one random 101-frame patch of clip ``i`` (1, 101, 96), its label); no augmentation
-    unless ``augment`` is given (the official supervised recipes use none)."""
+    """Item ``i`` -> ``{"input": one random 101-frame patch of clip i (1, 101, 96), "label"}``; no
+    augmentation unless ``augment`` is given (the official supervised recipes use none)."""
 
     def __init__(self, store: FeatureStore, mean: float, std: float, augment: PatchAugment | None = None,
                  patch_len: int = PATCH_LEN):
@@ -379,15 +381,15 @@ class SupervisedPatchDataset(_NormalisedPatches):
         patch = self.store.random_patch(index, self.patch_len)
         if self.augment is not None:
             patch = self.augment(patch)
-        return self.normalise(patch), int(self.store.labels[index])
+        return {"input": self.normalise(patch), "label": int(self.store.labels[index])}
 
 
 class EvaluationPatchDataset(_NormalisedPatches):
     """Every full patch of every clip at a 50-frame hop (starts 0, 50, ... while start + 101 <= T; the
     tail is dropped; a clip shorter than a patch is tiled to one patch).
 
-    Item -> (patch (1, 101, 96), label, clip index); ``clip_of_patch`` maps patches to clips for
-    averaging patch predictions per clip.
+    Item -> ``{"input": (1, 101, 96), "label", "clip"}``. Load it with ``clip_batches`` and
+    ``collate_clip_patches`` so that every batch holds whole clips, for per-clip decisions.
     """
 
     def __init__(self, store: FeatureStore, mean: float, std: float, patch_len: int = PATCH_LEN,
@@ -412,4 +414,31 @@ class EvaluationPatchDataset(_NormalisedPatches):
     def __getitem__(self, index: int):
         clip = int(self.clip_of_patch[index])
         patch = self.store.patch(clip, int(self.patch_start[index]), self.patch_len)
-        return self.normalise(patch), int(self.store.labels[clip]), clip
+        return {"input": self.normalise(patch), "label": int(self.store.labels[clip]), "clip": clip}
+
+
+def clip_batches(dataset: EvaluationPatchDataset, max_patches: int = 256) -> list[list[int]]:
+    """Batches of patch indices holding whole clips, at most ``max_patches`` patches each (a longer
+    clip forms a batch of its own); for ``DataLoader(batch_sampler=...)``."""
+    batches, current = [], []
+    boundaries = np.flatnonzero(np.diff(dataset.clip_of_patch)) + 1
+    for clip_patches in np.split(np.arange(len(dataset)), boundaries):
+        if current and len(current) + len(clip_patches) > max_patches:
+            batches.append(current)
+            current = []
+        current = current + clip_patches.tolist()
+    if current:
+        batches.append(current)
+    return batches
+
+
+def collate_clip_patches(items: Sequence[dict]) -> dict:
+    """Patches of whole clips -> ``{"input": (P, 1, 101, 96), "patch_clip": (P,) batch-local clip index,
+    "clip": (C,) dataset clip index, "label": (C,)}``."""
+    clips = torch.tensor([item["clip"] for item in items])
+    clip_ids, patch_clip = torch.unique_consecutive(clips, return_inverse=True)
+    labels = torch.tensor([item["label"] for item in items])
+    first = torch.zeros(len(clip_ids), dtype=torch.long).scatter_reduce(
+        0, patch_clip, torch.arange(len(items)), reduce="amin", include_self=False)
+    return {"input": torch.stack([item["input"] for item in items]), "patch_clip": patch_clip,
+            "clip": clip_ids, "label": labels[first]}
