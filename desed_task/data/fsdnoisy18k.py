@@ -23,8 +23,10 @@ import hashlib
 import json
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Sequence
 
@@ -175,12 +177,14 @@ def is_complete(path: str | Path, fingerprint: str | None = None) -> bool:
         return False
 
 
-def extract_split(clips: Sequence[Clip], out_path: str | Path, workers: int = 1, progress: bool = True) -> bool:
+def extract_split(clips: Sequence[Clip], out_path: str | Path, workers: int = 1, progress: bool = True,
+                  pool: Pool | None = None) -> bool:
     """Write the log-mel features of ``clips`` to ``out_path`` unless a complete, identical file exists.
 
     Layout (h5py 3): ``features`` (sum of frames, 96) float32, clip ``i`` = rows ``offsets[i]:offsets[i+1]``;
     ``labels`` int64 (index in ``FSD_CLASSES``); ``fnames`` UTF-8 strings; attrs ``complete``,
-    ``fingerprint``, ``classes``. Returns True when the file was (re)built.
+    ``fingerprint``, ``classes``. Clips are processed by ``pool`` when given, else by ``workers``
+    processes. Returns True when the file was (re)built.
     """
     out_path = Path(out_path)
     fingerprint = _fingerprint(clips)
@@ -194,17 +198,16 @@ def extract_split(clips: Sequence[Clip], out_path: str | Path, workers: int = 1,
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     paths = [clip.path for clip in clips]
     try:
-        with h5py.File(tmp, "w") as store:
+        with h5py.File(tmp, "w") as store, feature_pool(workers, pool) as active_pool:
             features = store.create_dataset("features", shape=(0, N_MELS), maxshape=(None, N_MELS), dtype="f4",
                                             chunks=(1024, N_MELS))
             offsets = [0]
-            bar = tqdm(total=len(paths), desc=f"log-mel {out_path.name}", unit="clip", disable=not progress)
-            for mel in _map_features(paths, workers):
+            mels = active_pool.imap(clip_features, paths, chunksize=4) if active_pool else _single_thread(paths)
+            for mel in tqdm(mels, total=len(paths), desc=f"log-mel {out_path.name}", unit="clip",
+                            disable=not progress):
                 features.resize(offsets[-1] + len(mel), axis=0)
                 features[offsets[-1]:] = mel
                 offsets.append(offsets[-1] + len(mel))
-                bar.update()
-            bar.close()
             store.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64))
             store.create_dataset("labels", data=np.asarray([c.label for c in clips], dtype=np.int64))
             store.create_dataset("fnames", data=[c.fname for c in clips], dtype=h5py.string_dtype())
@@ -217,28 +220,37 @@ def extract_split(clips: Sequence[Clip], out_path: str | Path, workers: int = 1,
     return True
 
 
-def _map_features(paths: Sequence[str], workers: int):
-    """Features of each path in order; one torch thread per process (per-clip ops are too small to share)."""
-    if workers <= 1:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield from map(clip_features, paths)
-        finally:
-            torch.set_num_threads(threads)
+def _single_thread(paths: Sequence[str]):
+    """Features of each path in this process with one torch thread (per-clip ops are too small to share)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield from map(clip_features, paths)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def feature_pool(workers: int, pool: Pool | None = None):
+    """``pool`` itself, or a new pool of ``workers`` spawned single-thread processes (None for 1 worker)."""
+    if pool is not None or workers <= 1:
+        yield pool
         return
-    with get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        yield from pool.imap(clip_features, paths, chunksize=4)
+    with get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as new_pool:
+        yield new_pool
 
 
 def extract_fsdnoisy18k(root: str | Path, hdf5_dir: str | Path, report_dir: str | Path | None = None,
                         workers: int = 1, progress: bool = True) -> dict[str, Path]:
-    """Extract every split of the dataset at ``root`` into ``hdf5_dir``; returns split -> HDF5 path."""
+    """Extract every split of the dataset at ``root`` into ``hdf5_dir`` (one process pool for all splits,
+    started only if a split needs work); returns split -> HDF5 path."""
     splits = read_splits(root, report_dir)
-    out = {}
-    for split in SPLITS:
-        out[split] = hdf5_path(hdf5_dir, split)
-        extract_split(splits[split], out[split], workers=workers, progress=progress)
+    out = {split: hdf5_path(hdf5_dir, split) for split in SPLITS}
+    if all(is_complete(out[split], _fingerprint(splits[split])) for split in SPLITS):
+        return out
+    with feature_pool(workers) as pool:
+        for split in SPLITS:
+            extract_split(splits[split], out[split], workers=workers, progress=progress, pool=pool)
     return out
 
 
