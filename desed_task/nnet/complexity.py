@@ -13,6 +13,7 @@ skip them) are counted like any conv here.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -75,3 +76,34 @@ def quantized_parameter_bytes(model: nn.Module) -> int:
         for _, param in _owned_parameters(module):
             total += param.numel() * param.element_size()
     return total
+
+
+def complexity_report(model: nn.Module, input_shape=(1, 1, 256, 64)) -> dict[str, dict[str, int]]:
+    """Complexity of a model with ``fuse_model`` (e.g. CP-Mobile), as the DCASE 2023 Task 1 rules count it.
+
+    ``unfused`` and ``bn_folded``: ``complexity`` of the model and of a BN-folded eval copy;
+    ``int8``: ``param_bytes`` at one byte per parameter of the folded model (the DCASE convention) and
+    ``stored_param_bytes`` of the actually converted int8 model (float32 biases and GRN gains included).
+    """
+    from desed_task.nnet.quantization import convert_to_int8, prepare_qat_model
+
+    original = copy.deepcopy(model).cpu().eval()
+    unfused = complexity(original, input_shape)
+    folded = complexity(copy.deepcopy(original).fuse_model(), input_shape)
+    qat = prepare_qat_model(copy.deepcopy(original))
+    with torch.no_grad():
+        qat(torch.zeros(input_shape))
+    int8 = {"param_bytes": folded["params"], "stored_param_bytes": quantized_parameter_bytes(convert_to_int8(qat))}
+    return {"unfused": unfused, "bn_folded": folded, "int8": int8}
+
+
+def format_complexity_report(report: dict[str, dict[str, int]]) -> str:
+    """The report as an aligned text table."""
+    lines = [f"{'model':<10} {'params':>9} {'MACs (NeSsi)':>13} {'conv MACs':>11}"]
+    for name in ("unfused", "bn_folded"):
+        row = report[name]
+        lines.append(f"{name:<10} {row['params']:>9,} {row['macs']:>13,} {row['macs_conv']:>11,}")
+    int8 = report["int8"]
+    lines.append(f"int8 parameter memory: {int8['param_bytes']:,} bytes at 1 byte/parameter "
+                 f"({int8['stored_param_bytes']:,} bytes as stored, float32 biases included)")
+    return "\n".join(lines)

@@ -8,7 +8,9 @@ a waveform or a feature patch, ``group`` an id into ``group_names`` (a recording
 
 Subclasses change behaviour through small hooks, all documented below:
 ``build_model`` (required), ``build_frontend``, ``augment_input``, ``augment_features``,
-``training_loss``, ``evaluate_batch``, ``trainable_parameters``, ``build_optimizer``, ``build_scheduler``.
+``training_loss``, ``evaluate_batch``, ``trainable_parameters``, ``build_optimizer``, ``build_scheduler``,
+``collect_validation_metrics``, ``collect_test_metrics``; an evaluation flow with several models (e.g.
+float and int8) calls ``record_logits`` / ``stage_metrics`` with its own stage names.
 
 Config sections read here (everything else is free for subclasses):
 - ``training``: ``batch_size``, ``batch_size_val`` (default batch_size), ``num_workers``, ``seed``,
@@ -225,23 +227,18 @@ class ClassificationTask(pl.LightningModule):
         return self._loader(self.test_data if self.test_data is not None else self.valid_data, train=False)
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluation_step(self, batch: dict, stage: str) -> None:
-        logits = self.evaluate_batch(batch)
+    def record_logits(self, stage: str, logits: Tensor, batch: dict) -> None:
+        """Keep an evaluation batch's logits, labels and groups (from all ranks) until ``stage_metrics``."""
         values = {"logits": logits.detach().float(), "label": batch["label"]}
         if "group" in batch:
             values["group"] = batch["group"]
-        gathered = self.all_gather(values) if self.trainer.world_size > 1 else values
-        self._outputs.setdefault(stage, []).append(
-            {key: value.reshape(-1, *value.shape[2:]).cpu() if self.trainer.world_size > 1 else value.cpu()
-             for key, value in gathered.items()})
+        distributed = self.trainer is not None and self.trainer.world_size > 1
+        if distributed:
+            values = {key: value.reshape(-1, *value.shape[2:]) for key, value in self.all_gather(values).items()}
+        self._outputs.setdefault(stage, []).append({key: value.cpu() for key, value in values.items()})
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, "test")
-
-    def _epoch_metrics(self, stage: str) -> dict[str, float]:
+    def stage_metrics(self, stage: str) -> dict[str, float]:
+        """Metrics of everything recorded under ``stage`` (then forgotten), logged under ``<stage>/...``."""
         outputs = self._outputs.pop(stage, [])
         if not outputs:
             return {}
@@ -250,13 +247,27 @@ class ClassificationTask(pl.LightningModule):
             merged["logits"], merged["label"], self.class_names, merged.get("group"), self.group_names,
             (self.config.get("evaluation") or {}).get("group_sets"), prefix=stage)
         for name, value in metrics.items():
-            self.log(name, float(value), sync_dist=False, rank_zero_only=True)
+            self.log(name, float(value))
         return metrics
 
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.record_logits("val", self.evaluate_batch(batch), batch)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.record_logits("test", self.evaluate_batch(batch), batch)
+
+    def collect_validation_metrics(self) -> dict[str, float]:
+        """Hook: the metrics of a finished validation epoch (default ``stage_metrics("val")``)."""
+        return self.stage_metrics("val")
+
+    def collect_test_metrics(self) -> dict[str, float]:
+        """Hook: the metrics of a finished test epoch (default ``stage_metrics("test")``)."""
+        return self.stage_metrics("test")
+
     def on_validation_epoch_end(self) -> None:
-        self.validation_results = self._epoch_metrics("val")
+        self.validation_results = self.collect_validation_metrics()
 
     def on_test_epoch_end(self) -> None:
-        self.test_results = self._epoch_metrics("test")
+        self.test_results = self.collect_test_metrics()
         if self.test_results and self.trainer.is_global_zero:
             write_json_atomic(self.test_results, self.log_dir / "results.json")
