@@ -252,20 +252,21 @@ class ContrastiveTask(UCLSERTask):
             self.log(name, value, rank_zero_only=True)
         return metrics
 
-    def on_validation_epoch_end(self) -> None:
-        self.validation_results = self.knn_metrics("val")
-        score = self.validation_results.get("val/knn_macro_acc")
-        if score is None or self.trainer.sanity_checking or not self.trainer.is_global_zero or score <= self.best_knn:
-            return
-        self.best_knn = score
-        path = self.best_encoder_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(self.model.encoder.state_dict(), tmp)
-        os.replace(tmp, path)
-        write_json_atomic({"epoch": self.current_epoch, "val/knn_macro_acc": score}, self.log_dir / "best_encoder.json")
+    def collect_validation_metrics(self) -> dict[str, float]:
+        """kNN metrics of the validation split; a new best writes the encoder (``best_encoder_path``)."""
+        metrics = self.knn_metrics("val")
+        score = metrics.get("val/knn_macro_acc")
+        if score is not None and not self.trainer.sanity_checking and self.trainer.is_global_zero \
+                and score > self.best_knn:
+            self.best_knn = score
+            path = self.best_encoder_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            torch.save(self.model.encoder.state_dict(), tmp)
+            os.replace(tmp, path)
+            write_json_atomic({"epoch": self.current_epoch, "val/knn_macro_acc": score},
+                              self.log_dir / "best_encoder.json")
+        return metrics
 
-    def on_test_epoch_end(self) -> None:
-        self.test_results = self.knn_metrics("test")
-        if self.test_results and self.trainer.is_global_zero:
-            write_json_atomic(self.test_results, self.log_dir / "results.json")
+    def collect_test_metrics(self) -> dict[str, float]:
+        return self.knn_metrics("test")
