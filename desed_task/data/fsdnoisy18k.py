@@ -2,8 +2,9 @@
 
 Layout (Zenodo record 2529934)::
 
-    ROOT/FSDnoisy18k.audio_train/*.wav    ROOT/FSDnoisy18k.meta/train.csv  fname,label,aso_id,manually_verified,noisy_small
-    ROOT/FSDnoisy18k.audio_test/*.wav     ROOT/FSDnoisy18k.meta/test.csv   fname,label,aso_id
+    ROOT/FSDnoisy18k.audio_train/*.wav, ROOT/FSDnoisy18k.audio_test/*.wav
+    ROOT/FSDnoisy18k.meta/train.csv   fname,label,aso_id,manually_verified,noisy_small
+    ROOT/FSDnoisy18k.meta/test.csv    fname,label,aso_id
 
 Splits: ``noisy`` = train.csv rows with manually_verified 0 (15,813 clips), ``clean`` = 1 (1,772),
 ``test`` = test.csv (947). Labels are indices in ONE fixed alphabetical list of the 20 classes

@@ -125,7 +125,8 @@ class UCLSERTask(ClassificationTask):
         """The encoder of ``model.network``, loaded from ``model.pretrained_path`` when set."""
         model = self.config["model"]
         path = model.get("pretrained_path")
-        encoder = build_uclser_encoder(model["network"], n_classes=len(self.class_names), **(model.get("options") or {}))
+        options = model.get("options") or {}
+        encoder = build_uclser_encoder(model["network"], n_classes=len(self.class_names), **options)
         if path:
             load_official_state_dict(encoder, path)
             log.info("encoder initialised from %s", path)

@@ -81,8 +81,9 @@ def test_released_heads_look_untrained(anchors):
 
 
 def test_wrong_or_partial_file_lists_the_keys(anchors, tmp_path):
-    with pytest.raises(KeyError, match=r"VGG_best\.pth.*missing keys \['dense\.bias'.*unexpected keys \['conv0\.bn\.bias'.*"
-                                 r"shape mismatches \['conv1\.conv\.weight: file \(32, 32, 3, 3\)"):
+    expected = (r"VGG_best\.pth.*missing keys \['dense\.bias'.*unexpected keys \['conv0\.bn\.bias'.*"
+                r"shape mismatches \['conv1\.conv\.weight: file \(32, 32, 3, 3\)")
+    with pytest.raises(KeyError, match=expected):
         UCLSERCRNN.load_official(anchors / "uclser20" / "VGG_best.pth")
     partial = read_state_dict(anchors / "uclser20" / "CRNN_best.pth")
     del partial["rnn1.bias_hh_l0"]
