@@ -31,3 +31,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) exp
+
+.PHONY: demo-uclser
+demo-uclser: install
+	$(PY) recipes/uclser20/demo.py --log_dir exp/demo_uclser

@@ -40,12 +40,57 @@ def mel_filterbank(
         n_mels + 2,
         dtype=torch.float64,
     )
-    hz_edges = mel_to_hz_htk(mel_edges)
+    return _triangles(mel_to_hz_htk(mel_edges), all_freqs).to(dtype)
+
+
+def _triangles(hz_edges: torch.Tensor, all_freqs: torch.Tensor) -> torch.Tensor:
+    """Peak-1 triangles (n_freqs, len(hz_edges) - 2) between consecutive edges, sampled at ``all_freqs``."""
     widths = hz_edges[1:] - hz_edges[:-1]
     slopes = hz_edges.unsqueeze(0) - all_freqs.unsqueeze(1)
     rising = -slopes[:, :-2] / widths[:-1]
     falling = slopes[:, 2:] / widths[1:]
-    return torch.clamp(torch.minimum(rising, falling), min=0.0).to(dtype)
+    return torch.clamp(torch.minimum(rising, falling), min=0.0)
+
+
+SLANEY_F_SP = 200.0 / 3  # Hz per mel below 1 kHz
+SLANEY_MIN_LOG_HZ = 1000.0
+SLANEY_MIN_LOG_MEL = SLANEY_MIN_LOG_HZ / SLANEY_F_SP
+SLANEY_LOG_STEP = math.log(6.4) / 27.0
+
+
+def hz_to_mel_slaney(freq: torch.Tensor) -> torch.Tensor:
+    """Slaney's Auditory Toolbox mel scale (librosa ``htk=False``): linear below 1 kHz, logarithmic above."""
+    octaves = torch.log(torch.clamp(freq, min=SLANEY_MIN_LOG_HZ) / SLANEY_MIN_LOG_HZ)
+    return torch.where(freq >= SLANEY_MIN_LOG_HZ, SLANEY_MIN_LOG_MEL + octaves / SLANEY_LOG_STEP, freq / SLANEY_F_SP)
+
+
+def mel_to_hz_slaney(mel: torch.Tensor) -> torch.Tensor:
+    above = SLANEY_MIN_LOG_HZ * torch.exp(SLANEY_LOG_STEP * (mel - SLANEY_MIN_LOG_MEL))
+    return torch.where(mel >= SLANEY_MIN_LOG_MEL, above, SLANEY_F_SP * mel)
+
+
+def slaney_mel_filterbank(
+    n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int, dtype=torch.float64,
+    norm: str | None = None,
+) -> torch.Tensor:
+    """Slaney-scale triangular mel filters (n_freqs, n_mels), as librosa ``filters.mel(htk=False, norm=norm)``:
+    FFT bin ``k`` at ``k * (sr / 2) / (n_freqs - 1)``, the ``n_mels + 2`` edges equally spaced on the
+    Slaney scale. ``norm=None``: peak 1 (UCLSER); ``"slaney"``: area 1 per filter (librosa's default,
+    PANNs). Computed in float64, then cast."""
+    if norm not in (None, "slaney"):
+        raise ValueError(f"norm must be None or 'slaney', got {norm!r}")
+    all_freqs = torch.linspace(0, sample_rate / 2, n_freqs, dtype=torch.float64)
+    mel_edges = torch.linspace(
+        float(hz_to_mel_slaney(torch.tensor(float(f_min), dtype=torch.float64))),
+        float(hz_to_mel_slaney(torch.tensor(float(f_max), dtype=torch.float64))),
+        n_mels + 2,
+        dtype=torch.float64,
+    )
+    hz_edges = mel_to_hz_slaney(mel_edges)
+    filters = _triangles(hz_edges, all_freqs)
+    if norm == "slaney":
+        filters = filters * (2.0 / (hz_edges[2:] - hz_edges[:-2]))
+    return filters.to(dtype)
 
 
 def hz_to_mel_kaldi(freq: torch.Tensor) -> torch.Tensor:
@@ -74,7 +119,7 @@ def kaldi_mel_filterbank(
     return torch.cat([filters, torch.zeros(1, n_mels, dtype=torch.float64)]).to(dtype)
 
 
-MEL_SCALES = {"htk": mel_filterbank, "kaldi": kaldi_mel_filterbank}
+MEL_SCALES = {"htk": mel_filterbank, "kaldi": kaldi_mel_filterbank, "slaney": slaney_mel_filterbank}
 WINDOWS = {"hamming": torch.hamming_window, "hann": torch.hann_window}
 
 
@@ -114,9 +159,10 @@ class MelFrontend(nn.Module):
     """(batch, samples) waveform -> (batch, n_mels, frames) clamped dB log-mel.
 
     With ``center=True`` there are ``samples // hop_length + 1`` frames (626 for 10 s at 16 kHz).
-    The defaults are the DCASE baseline's; presets of other papers choose the symmetric ``window``
-    (hamming | hann), ``power`` (1 magnitude, 2 power), ``mel_scale`` (htk | kaldi) and ``preemphasis``
-    (None or its coefficient) and their own log/normalisation in ``forward`` (see ``CPJKUFrontend``).
+    The defaults are the DCASE baseline's; presets of other papers choose the ``window`` (hamming | hann,
+    symmetric or ``periodic_window``), ``power`` (1 magnitude, 2 power), ``mel_scale`` (htk | kaldi |
+    slaney) and ``preemphasis`` (None or its coefficient) and their own log/normalisation in ``forward``
+    (see ``CPJKUFrontend``, ``UCLSERFrontend``).
     """
 
     def __init__(
@@ -132,6 +178,7 @@ class MelFrontend(nn.Module):
         power: float = 1.0,
         mel_scale: str = "htk",
         preemphasis: float | None = None,
+        periodic_window: bool = False,
     ):
         super().__init__()
         if window not in WINDOWS or mel_scale not in MEL_SCALES:
@@ -151,7 +198,7 @@ class MelFrontend(nn.Module):
         # precision) and non-persistent (they follow from the arguments, checkpoints need not hold them).
         self.register_buffer(
             "window",
-            WINDOWS[window](win_length, periodic=False, dtype=torch.float64),
+            WINDOWS[window](win_length, periodic=periodic_window, dtype=torch.float64),
             persistent=False,
         )
         self.register_buffer("filterbank", self.make_filterbank(f_min, f_max), persistent=False)
@@ -188,30 +235,21 @@ class MelFrontend(nn.Module):
         return amplitude_to_db(self.mel_amplitude(waveform))
 
 
-def hz_to_mel_slaney(freq: torch.Tensor) -> torch.Tensor:
-    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
-    linear = freq / (200.0 / 3)
-    logarithmic = 15.0 + torch.log(torch.clamp(freq, min=1e-10) / 1000.0) / (math.log(6.4) / 27.0)
-    return torch.where(freq >= 1000.0, logarithmic, linear)
+class UCLSERFrontend(MelFrontend):
+    """UCLSER preset (official ``wav2spec``): waveform at 22,050 Hz -> (..., frames, 96) log10 mel.
 
+    Power STFT (n_fft 2048, periodic Hamming window of 660 samples zero-padded to 2048, hop 220, centred,
+    reflect padding) of ``waveform + 1.1e-8`` (the official code adds eps to the signal too), 96 Slaney
+    mel bands of peak 1 from 50 to 10,500 Hz, ``log10(mel + 1.1e-8)``; frames first, as the network input
+    patches (101 frames per second).
+    """
 
-def mel_to_hz_slaney(mel: torch.Tensor) -> torch.Tensor:
-    linear = mel * (200.0 / 3)
-    logarithmic = 1000.0 * torch.exp((math.log(6.4) / 27.0) * (mel - 15.0))
-    return torch.where(mel >= 15.0, logarithmic, linear)
+    EPS = 1.1e-8
 
+    def __init__(self):
+        super().__init__(sample_rate=22050, n_fft=2048, win_length=660, hop_length=220, f_min=50.0,
+                         f_max=10500.0, n_mels=96, window="hamming", periodic_window=True, power=2.0,
+                         mel_scale="slaney")
 
-def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
-    """Slaney-scale, Slaney-normalised (area 1 per filter) triangles (n_fft // 2 + 1, n_mels) in float32,
-    as ``librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax).T`` (PANNs' filters). Computed in float64."""
-    fft_freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    edges = torch.tensor([float(f_min), float(f_max)], dtype=torch.float64)
-    mel_edges = torch.linspace(*hz_to_mel_slaney(edges).tolist(), n_mels + 2, dtype=torch.float64)
-    hz_edges = mel_to_hz_slaney(mel_edges)
-    widths = hz_edges[1:] - hz_edges[:-1]
-    ramps = hz_edges.unsqueeze(1) - fft_freqs.unsqueeze(0)
-    rising = -ramps[:-2] / widths[:-1].unsqueeze(1)
-    falling = ramps[2:] / widths[1:].unsqueeze(1)
-    weights = torch.clamp(torch.minimum(rising, falling), min=0.0)
-    weights = weights * (2.0 / (hz_edges[2:] - hz_edges[:-2])).unsqueeze(1)
-    return weights.T.to(torch.float32)
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return torch.log10(self.mel_amplitude(waveform + self.EPS) + self.EPS).transpose(-1, -2)

@@ -8,6 +8,8 @@ from desed_task.nnet.rnn import BidirectionalGRU
 from desed_task.nnet.ast import AST
 from desed_task.nnet.beats import BEATs, BEATsConfig
 from desed_task.nnet.panns import PANNsCnn14
+from desed_task.nnet.uclser import ProjectionHead, ResNet18Audio, UCLSERCRNN, VGGLike
 
 __all__ = ["CNN", "CRNN", "GLU", "BidirectionalGRU", "ContextGating", "load_state_dict_by_name",
-           "CPMobile", "complexity", "AST", "BEATs", "BEATsConfig", "PANNsCnn14"]
+           "CPMobile", "complexity", "AST", "BEATs", "BEATsConfig", "PANNsCnn14",
+           "ProjectionHead", "ResNet18Audio", "UCLSERCRNN", "VGGLike"]

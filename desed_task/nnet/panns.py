@@ -72,7 +72,7 @@ class _Spectrogram(nn.Module):
 class _LogMel(nn.Module):
     def __init__(self):
         super().__init__()
-        filters = slaney_mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS, 50.0, 8000.0)
+        filters = slaney_mel_filterbank(N_FFT // 2 + 1, 50.0, 8000.0, N_MELS, SAMPLE_RATE, torch.float32, norm="slaney")
         self.melW = nn.Parameter(filters, requires_grad=False)
 
     def forward(self, power: torch.Tensor) -> torch.Tensor:
