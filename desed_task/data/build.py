@@ -17,7 +17,7 @@ from desed_task.data.datasets import StronglyAnnotatedSet, UnlabeledSet, WeaklyA
 from desed_task.data.encoder import ManyHotEncoder
 from desed_task.data.manifest import write_durations
 from desed_task.data.resample import resample_folder
-from desed_task.utils.errors import BadInput, MissingInput
+from desed_task.utils.errors import BadInput
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import fcntl
-import json
 import logging
 import os
 import shutil
@@ -28,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from desed_task.data.classes import DESED_CLASSES
+from desed_task.data.generated import ensure_generated
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import background, synthesize_event
 from desed_task.utils.errors import BadInput
@@ -58,7 +57,6 @@ SUBSETS = {  # name: (set id for seeding, sample rate, annotation kind, allow em
     "synth_val": (4, 16000, "strong", True, 0.0),
     "test": (5, 16000, "strong", True, 0.1),
 }
-MARKER = ".mini_complete.json"
 
 
 def mini_config_paths(out_dir: str | os.PathLike) -> dict:
@@ -221,34 +219,11 @@ def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int 
 
 
 def ensure_mini_dataset(out_dir, seed: int = 0, workers: int | None = None, **sizes) -> dict:
-    """Generate the mini dataset unless a complete one with the same seed and sizes is already there.
-
-    A completion marker is written last (atomically); concurrent callers serialise on a lock file."""
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    wanted = {"seed": seed, **{k: sizes[k] for k in sorted(sizes)}}
-    marker = root / MARKER
-
-    def complete() -> bool:
-        try:
-            return json.loads(marker.read_text()) == wanted
-        except (OSError, ValueError):
-            return False
-
-    if complete():
-        return mini_config_paths(root)
-    with open(root / ".mini.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not complete():
-            marker.unlink(missing_ok=True)
-            log.info("generating the mini DESED dataset into %s (the demo's sizes: about 660 MB, 20 s to a few "
-                     "minutes)", root)
-            started = time.perf_counter()
-            generate_mini_desed(root, seed, workers=workers, **sizes)
-            log.info("mini DESED generated in %.0f s", time.perf_counter() - started)
-            tmp = root / f".{MARKER}.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(wanted))
-            os.replace(tmp, marker)
+    """Generate the mini dataset (the demo's sizes: about 660 MB, 20 s on idle cores) unless a complete one
+    with the same seed and sizes is already there; returns its config paths (see `ensure_generated`)."""
+    recipe = {"seed": seed, **{k: sizes[k] for k in sorted(sizes)}}
+    root = ensure_generated(out_dir, "mini", recipe, lambda root: generate_mini_desed(root, seed, workers=workers,
+                                                                                      **sizes))
     return mini_config_paths(root)
 
 

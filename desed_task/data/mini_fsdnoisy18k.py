@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
-import json
 import os
 import shutil
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from desed_task.data.generated import ensure_generated
 from desed_task.data.fsdnoisy18k import FSD_CLASSES, TEST_COLUMNS, TRAIN_COLUMNS, dataset_paths
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import GENERATORS, background
@@ -115,32 +114,14 @@ def generate_mini_fsdnoisy18k(out_dir, seed: int = 0, n_noisy: int = 20, n_clean
     return paths
 
 
-MARKER = ".mini_fsdnoisy18k_complete.json"
 
 
 def ensure_mini_fsdnoisy18k(out_dir, seed: int = 0, workers: int | None = None, **sizes) -> dict[str, Path]:
-    """Generate the mini dataset unless a complete one with the same seed and sizes is there; the
-    completion marker is written last, concurrent callers serialise on a lock file."""
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    wanted = {"seed": seed, **{key: sizes[key] for key in sorted(sizes)}}
-    marker = root / MARKER
-
-    def complete() -> bool:
-        try:
-            return json.loads(marker.read_text()) == wanted
-        except (OSError, ValueError):
-            return False
-
-    if not complete():
-        with open(root / ".mini_fsdnoisy18k.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not complete():
-                marker.unlink(missing_ok=True)
-                generate_mini_fsdnoisy18k(root, seed, workers=workers, **sizes)
-                tmp = root / f".{MARKER}.{os.getpid()}.tmp"
-                tmp.write_text(json.dumps(wanted))
-                os.replace(tmp, marker)
+    """Generate the mini dataset unless a complete one with the same seed and sizes is there (see
+    `ensure_generated`); returns its paths."""
+    recipe = {"seed": seed, **{key: sizes[key] for key in sorted(sizes)}}
+    root = ensure_generated(out_dir, "mini_fsdnoisy18k", recipe,
+                            lambda root: generate_mini_fsdnoisy18k(root, seed, workers=workers, **sizes))
     return dataset_paths(root)
 
 

@@ -14,8 +14,6 @@ impulse responses for the DIR augmentation.
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
 import os
 import shutil
 import time
@@ -26,6 +24,7 @@ import pandas as pd
 import torch
 from scipy.signal import butter, fftconvolve, lfilter, sosfilt, welch
 
+from desed_task.data.generated import ensure_generated
 from desed_task.data.audio import resample
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import _band, alarm_bell_ringing, running_water, speech
@@ -36,7 +35,6 @@ TRAIN_CITIES = ("barcelona", "helsinki", "lisbon", "london", "paris", "stockholm
 EVAL_CITIES = ("lyon", "milan", "prague", "vienna")
 TRAIN_DEVICES = ("b", "c", "s1", "s2", "s3")
 EVAL_DEVICES = ("a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6")
-MARKER = ".mini_tau22_complete.json"
 TEACHER_FILE = "ensemble_logits.pt"
 
 
@@ -293,28 +291,9 @@ def generate_mini_tau22(out_dir, seed: int = 0, n_train_a: int = 20, n_train_oth
 
 
 def ensure_mini_tau22(out_dir, seed: int = 0, **sizes) -> Path:
-    """Generate unless a complete mini TAU22 with the same seed and sizes exists (locked, marker last)."""
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    wanted = {"seed": seed, **{key: sizes[key] for key in sorted(sizes)}}
-    marker = root / MARKER
-
-    def complete() -> bool:
-        try:
-            return json.loads(marker.read_text()) == wanted
-        except (OSError, ValueError):
-            return False
-
-    if not complete():
-        with open(root / ".mini_tau22.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not complete():
-                marker.unlink(missing_ok=True)
-                generate_mini_tau22(root, seed, **sizes)
-                tmp = root / f".{MARKER}.{os.getpid()}.tmp"
-                tmp.write_text(json.dumps(wanted))
-                os.replace(tmp, marker)
-    return root
+    """Generate unless a complete mini TAU22 with the same seed and sizes exists (see `ensure_generated`)."""
+    recipe = {"seed": seed, **{key: sizes[key] for key in sorted(sizes)}}
+    return ensure_generated(out_dir, "mini_tau22", recipe, lambda root: generate_mini_tau22(root, seed, **sizes))
 
 
 def main(argv=None) -> None:

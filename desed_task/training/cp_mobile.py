@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
