@@ -4,6 +4,9 @@ The baseline computes ``MelSpectrogram(power=1, window_fn=hamming_window(periodi
 scale, no filter normalisation), then ``AmplitudeToDB(stype="amplitude")`` with ``amin=1e-5`` and
 clamps the result to [-50, 80] dB. torchaudio is not a dependency, so the filterbank and the chain are
 written here.
+
+The same class, with other arguments, is the frontend of other papers (``ATSTFrontend``: periodic Hann
+window, power mel, dB with a top_db cutoff); each preset is a subclass that only fixes arguments.
 """
 from __future__ import annotations
 
@@ -72,10 +75,40 @@ def amplitude_to_db(mels: torch.Tensor, amin: float = AMIN, db_range=DB_RANGE) -
     return (20.0 * torch.log10(torch.clamp(mels, min=amin))).clamp(min=db_range[0], max=db_range[1])
 
 
+def mel_to_db(
+    mels: torch.Tensor,
+    power: float = 1.0,
+    amin: float = AMIN,
+    db_range=DB_RANGE,
+    top_db: float | None = None,
+    top_db_per_clip: bool = True,
+) -> torch.Tensor:
+    """dB of a magnitude (``power=1``: 20 log10) or power (``power=2``: 10 log10) mel, floored at ``amin``,
+    reference 1.0, then (``top_db``) raised to at least ``peak - top_db``, then clamped to ``db_range``.
+
+    The peak is each clip's own (over its last two axes) with ``top_db_per_clip``, else the whole tensor's,
+    as torchaudio's ``AmplitudeToDB`` does for a 3-D (batch, n_mels, frames) input.
+    """
+    db = (20.0 / power) * torch.log10(torch.clamp(mels, min=amin))
+    if top_db is not None:
+        peak = db.amax(dim=(-2, -1), keepdim=True) if top_db_per_clip else db.amax()
+        db = torch.maximum(db, peak - top_db)
+    return db.clamp(min=db_range[0], max=db_range[1])
+
+
+WINDOWS = {
+    "hamming_symmetric": lambda n: torch.hamming_window(n, periodic=False, dtype=torch.float64),
+    "hann": lambda n: torch.hann_window(n, periodic=True, dtype=torch.float64),
+}
+"""STFT windows: the DCASE baseline's ``hamming_window(periodic=False)``, torchaudio's default periodic Hann."""
+
+
 class MelFrontend(nn.Module):
     """(batch, samples) waveform -> (batch, n_mels, frames) clamped dB log-mel.
 
     With ``center=True`` there are ``samples // hop_length + 1`` frames (626 for 10 s at 16 kHz).
+    The defaults are the DCASE baseline's; ``window``, ``power`` (1: magnitude, 2: power mel), ``amin``,
+    ``db_range``, ``top_db`` and ``top_db_per_clip`` (see ``mel_to_db``) describe other papers' frontends.
     """
 
     def __init__(
@@ -87,18 +120,33 @@ class MelFrontend(nn.Module):
         f_min: float = 0.0,
         f_max: float = 8000.0,
         n_mels: int = 128,
+        window: str = "hamming_symmetric",
+        power: float = 1.0,
+        amin: float = AMIN,
+        db_range=DB_RANGE,
+        top_db: float | None = None,
+        top_db_per_clip: bool = True,
     ):
         super().__init__()
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {tuple(WINDOWS)}, got {window!r}")
+        if power not in (1.0, 2.0):
+            raise ValueError(f"power must be 1 (magnitude) or 2 (power), got {power!r}")
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
         self.hop_length = hop_length
         self.n_mels = n_mels
+        self.power = float(power)
+        self.amin = amin
+        self.db_range = tuple(db_range)
+        self.top_db = top_db
+        self.top_db_per_clip = top_db_per_clip
         # Derived constants: float64 (cast to the input dtype at use, so float64 inputs keep full
         # precision) and non-persistent (they follow from the arguments, checkpoints need not hold them).
         self.register_buffer(
             "window",
-            torch.hamming_window(win_length, periodic=False, dtype=torch.float64),
+            WINDOWS[window](win_length),
             persistent=False,
         )
         self.register_buffer(
@@ -120,10 +168,22 @@ class MelFrontend(nn.Module):
             n_mels=feats["n_mels"],
         )
 
-    def mel_amplitude(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Mel-filtered magnitude spectrogram (..., n_mels, frames), before the dB conversion."""
+    def mel_spectrogram(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mel-filtered ``|STFT| ** power`` (..., n_mels, frames), before the dB conversion."""
         spec = linear_spectrogram(waveform, self.n_fft, self.win_length, self.hop_length, self.window)
+        if self.power == 2.0:
+            spec = spec.square()
         return torch.matmul(spec.transpose(-1, -2), self.filterbank.to(spec)).transpose(-1, -2)
 
+    def mel_amplitude(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mel-filtered magnitude spectrogram (..., n_mels, frames) of a ``power=1`` frontend."""
+        if self.power != 1.0:
+            raise ValueError("mel_amplitude needs a power=1 frontend; use mel_spectrogram")
+        return self.mel_spectrogram(waveform)
+
+    def to_db(self, mels: torch.Tensor) -> torch.Tensor:
+        """The frontend's dB conversion of ``mel_spectrogram`` outputs (mixed ones included)."""
+        return mel_to_db(mels, self.power, self.amin, self.db_range, self.top_db, self.top_db_per_clip)
+
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        return amplitude_to_db(self.mel_amplitude(waveform))
+        return self.to_db(self.mel_spectrogram(waveform))
