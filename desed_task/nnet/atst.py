@@ -1,4 +1,5 @@
-"""ATST-Frame (Li & Li, 2024), the frame-level audio transformer fine-tuned by ATST-SED, in pure torch.
+"""ATST-Frame (Li & Li, 2024), the frame-level audio transformer fine-tuned by ATST-SED, in pure torch,
+and ``ATSTSED``, the CRNN that fuses it (Shao, Li & Li, ICASSP 2024).
 
 Same layers, parameter count (85,419,264 in 138 tensors for the base model) and state-dict names as
 the official ``FrameAST`` (Audio-WestlakeU/audiossl, copied into ATST-SED), so ``atst_as2M.ckpt`` loads
@@ -21,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
+
+from desed_task.nnet.crnn import CRNN
 
 log = logging.getLogger(__name__)
 
@@ -227,16 +230,93 @@ class ATSTFrame(nn.Module):
                            f"unexpected keys {unexpected}, mismatched shapes {mismatched}")
         self.load_state_dict(weights, strict=True)
 
-    @classmethod
-    def load_official(cls, path: str | Path, **kwargs) -> "ATSTFrame":
-        """An ``ATSTFrame(**kwargs)`` with the weights of an official checkpoint file (e.g. ``atst_as2M.ckpt``)."""
+    def load_official_file(self, path: str | Path) -> None:
+        """``load_official_state_dict`` of a checkpoint file; errors name the file."""
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         except (OSError, RuntimeError) as error:
             raise ValueError(f"cannot read ATST checkpoint {path}: {error}") from error
-        model = cls(**kwargs)
         try:
-            model.load_official_state_dict(checkpoint)
+            self.load_official_state_dict(checkpoint)
         except KeyError as error:
             raise KeyError(f"{path}: {error.args[0]}") from None
+
+    @classmethod
+    def load_official(cls, path: str | Path, **kwargs) -> "ATSTFrame":
+        """An ``ATSTFrame(**kwargs)`` with the weights of an official checkpoint file (e.g. ``atst_as2M.ckpt``)."""
+        model = cls(**kwargs)
+        model.load_official_file(path)
         return model
+
+
+class ATSTBranch(nn.Module):
+    """Holds the encoder as ``atst`` (so its weights are ``atst_frame.atst.*`` in ATSTSED, as officially named).
+
+    ``freeze()`` (stage 1): no gradients for the encoder, which then runs without autograd and stays in eval mode.
+    """
+
+    def __init__(self, atst: ATSTFrame):
+        super().__init__()
+        self.atst = atst
+        self.frozen = False
+
+    def freeze(self) -> None:
+        self.frozen = True
+        self.atst.requires_grad_(False)
+        self.atst.eval()
+
+    def train(self, mode: bool = True) -> "ATSTBranch":
+        super().train(mode)
+        if self.frozen:
+            self.atst.eval()
+        return self
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.frozen:
+            with torch.no_grad():
+                return self.atst(features)
+        return self.atst(features)
+
+
+ATSTSED_CRNN_DEFAULTS = {
+    "activation": "cg", "use_embeddings": True, "embedding_type": "frame", "aggregation_type": "pool1d",
+}
+"""What ATST-SED's CRNN sets: context gating and pool1d late fusion of the frame embeddings."""
+
+
+class ATSTSED(CRNN):
+    """ATST-SED: the baseline CRNN (context gating) fused with ATST-Frame, official names and sizes.
+
+    ``forward(crnn_features (B, 128, T), atst_features (B, 64, T'))`` -> (strong (B, nclass, frames), weak).
+    The CNN output (B, frames, 128) is concatenated with the ATST output average-pooled to the CNN frame
+    count (B, frames, 768) and projected back by ``cat_tf`` (896 -> 128) before the BiGRU (the CRNN's
+    ``pool1d`` fusion). 1,227,236 parameters outside the ATST and 86,646,500 in all with the published config.
+
+    Args:
+        atst: ``ATSTFrame`` arguments (default: the base model); its ``embed_dim`` is the fused width.
+        atst_checkpointing: activation checkpointing of the ATST blocks (training memory).
+        atst_dropout: the official ``atst_dropout`` (dropout and stochastic depth of the ATST).
+        atst_init: optional official ATST-Frame checkpoint (``atst_as2M.ckpt``) to load into the encoder.
+        freeze_atst: no gradients for the ATST and eval mode for it (ATST-SED stage 1).
+        **crnn: ``CRNN`` arguments; ``ATSTSED_CRNN_DEFAULTS`` apply unless given.
+    """
+
+    def __init__(
+        self,
+        atst: Mapping | None = None,
+        atst_checkpointing: bool = False,
+        atst_dropout: float = 0.0,
+        atst_init: str | Path | None = None,
+        freeze_atst: bool = False,
+        **crnn,
+    ):
+        encoder = ATSTFrame(**dict(atst or {}), dropout=atst_dropout, checkpointing=atst_checkpointing)
+        super().__init__(**{**ATSTSED_CRNN_DEFAULTS, **crnn, "embedding_size": encoder.embed_dim})
+        self.atst_frame = ATSTBranch(encoder)
+        if atst_init:
+            encoder.load_official_file(atst_init)
+        if freeze_atst:
+            self.atst_frame.freeze()
+
+    def forward(self, crnn_features: torch.Tensor, atst_features: torch.Tensor, pad_mask: torch.Tensor | None = None):
+        return super().forward(crnn_features, pad_mask=pad_mask, embeddings=self.atst_frame(atst_features))

@@ -150,8 +150,10 @@ def single_run(
     callbacks: list[pl.Callback] = [CodeCarbonCallback(log_dir, evaluation=evaluation)]
     if checkpoint is None:
         callbacks += [
-            EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"], mode="max"),
-            ModelCheckpoint(dirpath=log_dir, monitor="val/obj_metric", mode="max", save_top_k=1, save_last=True),
+            EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"],
+                          mode=task_cls.obj_metric_mode),
+            ModelCheckpoint(dirpath=log_dir, monitor="val/obj_metric", mode=task_cls.obj_metric_mode, save_top_k=1,
+                            save_last=True),
         ]
     limit = 2 if fast_dev_run else 1.0
     trainer = pl.Trainer(

@@ -44,3 +44,45 @@ class ExponentialWarmup(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [self.max_lr * self.scaling_factor() for _ in self.optimizer.param_groups]
+
+
+def warmup_cosine_factor(step: int, rampup_length: int, total_steps: int, min_scale: float = 0.1,
+                         exponent: float = -5.0) -> float:
+    """ATST-SED's stage-2 factor: exponential warm-up for `step < rampup_length`, then a cosine from 1 down to
+    `min_scale` at `total_steps`: `min_scale + (1 - min_scale) * (cos(pi * (step - R) / (N - R)) + 1) / 2`.
+
+    After `total_steps` the factor stays at `min_scale` (the official formula would rise again).
+    """
+    if step < rampup_length:
+        return exponential_rampup(step, rampup_length, exponent)
+    phase = min(max(step - rampup_length, 0) / max(total_steps - rampup_length, 1), 1.0)
+    return min_scale + (1.0 - min_scale) * (math.cos(math.pi * phase) + 1.0) / 2.0
+
+
+class GroupExponentialWarmup(LRScheduler):
+    """Per-parameter-group learning rates `max_lr[i] * factor(step_num)` (each group's own initial `lr` is its
+    maximum), stepped every batch with `step_num` counted as in `ExponentialWarmup`.
+
+    The factor is the exponential warm-up, then constant (`total_steps=None`, ATST-SED stage 1) or the cosine
+    decay of `warmup_cosine_factor` to `min_scale` at `total_steps` (stage 2).
+    """
+
+    def __init__(self, optimizer: Optimizer, rampup_length: int, total_steps: int | None = None,
+                 min_scale: float = 0.1, exponent: float = -5.0):
+        self.rampup_length = rampup_length
+        self.total_steps = total_steps
+        self.min_scale = min_scale
+        self.exponent = exponent
+        super().__init__(optimizer)
+
+    @property
+    def step_num(self) -> int:
+        return self.last_epoch + 1
+
+    def scaling_factor(self) -> float:
+        if self.total_steps is None:
+            return exponential_rampup(self.step_num, self.rampup_length, self.exponent)
+        return warmup_cosine_factor(self.step_num, self.rampup_length, self.total_steps, self.min_scale, self.exponent)
+
+    def get_lr(self) -> list[float]:
+        return [max_lr * self.scaling_factor() for max_lr in self.base_lrs]
