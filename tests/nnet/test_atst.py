@@ -1,17 +1,20 @@
-"""ATST-Frame: official names, sizes and checkpoint layouts; chunking past 10 s; activation checkpointing."""
+"""ATST-Frame and ATST-SED: official names, sizes, outputs and checkpoint layouts; chunking past 10 s;
+activation checkpointing."""
 from pathlib import Path
 
 import pytest
 import torch
 
-from desed_task.nnet import ATSTFrame
+from desed_task.nnet import ATSTSED, ATSTFrame
+from desed_task.utils.config import load_config
 
-OFFICIAL_KEYS = Path(__file__).parent / "data" / "atst_frame_keys.tsv"
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parents[2]
 
 
-def official_keys() -> list[tuple[str, tuple[int, ...]]]:
-    rows = [line.split("\t") for line in OFFICIAL_KEYS.read_text().splitlines() if not line.startswith("#")]
-    return [(key, tuple(int(n) for n in shape.split(","))) for key, shape in rows]
+def official_keys(name: str = "atst_frame_keys.tsv") -> list[tuple[str, tuple[int, ...]]]:
+    rows = [line.split("\t") for line in (DATA / name).read_text().splitlines() if not line.startswith("#")]
+    return [(key, tuple(int(n) for n in shape.split(",") if n)) for key, shape in rows]
 
 
 def tiny(**kwargs) -> ATSTFrame:
@@ -19,9 +22,15 @@ def tiny(**kwargs) -> ATSTFrame:
 
 
 @pytest.fixture(scope="module")
-def full_model() -> ATSTFrame:
+def full_sed() -> ATSTSED:
+    """The published model, built from stage2.yaml's `net:` section (built once: 86.6 M parameters)."""
     torch.manual_seed(0)
-    return ATSTFrame()
+    return ATSTSED(**load_config(REPO / "confs/atst_sed/stage2.yaml")["net"]).eval()
+
+
+@pytest.fixture(scope="module")
+def full_model(full_sed) -> ATSTFrame:
+    return full_sed.atst_frame.atst
 
 
 def test_full_model_has_official_size_and_names(full_model):
@@ -160,3 +169,76 @@ def test_wrong_family_and_unreadable_files(tmp_path):
         ATSTFrame.load_official(path, embed_dim=64, depth=2, num_heads=4)
     with pytest.raises(ValueError, match="missing.ckpt"):
         ATSTFrame.load_official(tmp_path / "missing.ckpt")
+
+
+def synthetic_weights(shapes: list[tuple[str, tuple[int, ...]]]) -> dict[str, torch.Tensor]:
+    """Deterministic weights by key position (tensor i from a generator seeded with i): the recipe with
+    which `atst_sed_official_outputs.pt` was computed by the official model (ATST-SED CRNN_e2e.CRNN, stage2.yaml)."""
+    weights = {}
+    for index, (key, shape) in enumerate(shapes):
+        if key.endswith("num_batches_tracked"):
+            weights[key] = torch.zeros(shape, dtype=torch.long)
+            continue
+        values = torch.rand(shape, generator=torch.Generator().manual_seed(index))
+        if key.endswith("running_var"):
+            weights[key] = values + 0.5
+        elif "norm" in key and key.endswith("weight"):
+            weights[key] = 1 + (values - 0.5) * 0.2
+        else:
+            weights[key] = (values - 0.5) * 0.1
+    return weights
+
+
+def test_fused_model_has_official_names_and_sizes(full_sed):
+    state = full_sed.state_dict()
+    assert [(key, tuple(value.shape)) for key, value in state.items()] == official_keys("atst_sed_keys.tsv")
+    assert len(state) == 223
+    total = sum(p.numel() for p in full_sed.parameters())
+    outside = sum(p.numel() for n, p in full_sed.named_parameters() if not n.startswith("atst_frame."))
+    assert (total, outside) == (86_646_500, 1_227_236)
+    assert full_sed.cat_tf.in_features == 896 and hasattr(full_sed.cnn.cnn, "cg0")
+
+
+def test_fused_model_equals_the_official_outputs(full_sed):
+    """Outputs of the official model (run outside the project) for the same weights and inputs, to 1e-5."""
+    reference = torch.load(DATA / "atst_sed_official_outputs.pt")
+    full_sed.load_state_dict(synthetic_weights(official_keys("atst_sed_keys.tsv")))
+    crnn_in = torch.rand((2, 128, 626), generator=torch.Generator().manual_seed(1000))
+    atst_in = torch.randn((2, 64, 1001), generator=torch.Generator().manual_seed(1001)) * 0.5
+    with torch.no_grad():
+        strong, weak = full_sed(crnn_in, atst_in)
+    assert strong.shape == (2, 10, 156) and weak.shape == (2, 10)
+    torch.testing.assert_close(strong, reference["strong"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(weak, reference["weak"], rtol=0, atol=1e-5)
+
+
+def tiny_sed(**kwargs) -> ATSTSED:
+    return ATSTSED(atst={"embed_dim": 32, "depth": 2, "num_heads": 4}, nb_filters=[4, 8, 8, 8, 8, 8, 8], n_RNN_cell=8,
+                   **kwargs)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 10.01, 10.5, 65.0])
+def test_any_clip_length_runs(seconds):
+    model = tiny_sed().eval()
+    crnn_frames, atst_frames = int(seconds * 16000) // 256 + 1, int(seconds * 16000) // 160 + 1
+    with torch.no_grad():
+        strong, weak = model(torch.rand(1, 128, crnn_frames), torch.randn(1, 64, atst_frames))
+    assert strong.shape == (1, 10, crnn_frames // 4) and weak.shape == (1, 10)
+    assert torch.isfinite(strong).all()
+
+
+def test_frozen_atst_stays_in_eval_mode_without_gradients():
+    model = tiny_sed(freeze_atst=True).train()
+    assert not model.atst_frame.atst.training and model.cnn.training
+    assert not any(p.requires_grad for p in model.atst_frame.parameters())
+    strong, _ = model(torch.rand(2, 128, 200), torch.randn(2, 64, 313))
+    strong.mean().backward()
+    assert model.cat_tf.weight.grad is not None and model.atst_frame.atst.pos_embed.grad is None
+
+
+def test_atst_init_loads_the_official_encoder(tmp_path):
+    source = ATSTFrame(embed_dim=32, depth=2, num_heads=4)
+    path = tmp_path / "atst_as2M.ckpt"
+    torch.save(_layout(source.state_dict(), "frame"), path)
+    model = tiny_sed(atst_init=str(path))
+    assert torch.equal(model.atst_frame.atst.blocks[1].attn.qkv.weight, source.blocks[1].attn.qkv.weight)
