@@ -49,6 +49,7 @@ from desed_task.features.scaler import TorchScaler
 from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.crnn import CRNN
 from desed_task.training.schedulers import ExponentialWarmup, exponential_rampup
+from desed_task.utils.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,28 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+def capture_rng_states() -> dict:
+    """The global random states (torch CPU and CUDA, numpy, random) that dropout and data crops draw from."""
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                   "has_gauss": int(has_gauss), "cached_gauss": float(cached_gauss)}  # loadable with weights_only
+    states = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    """Inverse of `capture_rng_states` (the CUDA states only where CUDA is available)."""
+    torch.set_rng_state(states["torch"])
+    numpy_state = states["numpy"]
+    np.random.set_state((numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
+                         numpy_state["has_gauss"], numpy_state["cached_gauss"]))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
 def psds_thresholds(n_thresholds: int) -> np.ndarray:
     """The baseline's PSDS operating points: 1/(2n), 3/(2n), ..., (2n-1)/(2n)."""
     return np.arange(1 / (n_thresholds * 2), 1, 1 / n_thresholds)
@@ -116,7 +139,7 @@ def batch_masks(batch_sizes: Sequence[int], device=None) -> tuple[Tensor, Tensor
     """(strong, weak, unlabeled) boolean masks of a `[strong sets... | weak | unlabeled]` batch layout."""
     sizes = list(batch_sizes)
     if len(sizes) < 3:
-        raise ValueError(f"batch sizes {sizes} must be [strong set(s)..., weak, unlabeled]")
+        raise BadInput(f"batch sizes {sizes} must be [strong set(s)..., weak, unlabeled]")
     total, n_strong = sum(sizes), sum(sizes[:-2])
     index = torch.arange(total, device=device)
     strong = index < n_strong
@@ -178,14 +201,16 @@ class SEDTask(pl.LightningModule):
         elif training["self_sup_loss"] == "bce":
             self.selfsup_loss = nn.BCELoss()
         else:
-            raise ValueError(f"training.self_sup_loss must be mse or bce, got {training['self_sup_loss']!r}")
+            raise BadInput(f"training.self_sup_loss must be mse or bce, got {training['self_sup_loss']!r}")
         if training.get("mixup") not in (None, "soft", "hard"):
-            raise ValueError(f"training.mixup must be soft, hard or null, got {training['mixup']!r}")
+            raise BadInput(f"training.mixup must be soft, hard or null, got {training['mixup']!r}")
         self.mixup_generator = torch.Generator().manual_seed(self.seed)
         self.rampup_length = 0
         self._train_sampler: MultiSetBatchSampler | None = None
         self._outputs: dict[str, list] = {}
         self._synth_val_reference: tuple[pd.DataFrame, dict] | None = None
+        self._train_loader_generator = torch.Generator()
+        self._resumed_rng_states: dict | None = None
         self.test_results: dict[str, float] = {}
 
     @property
@@ -380,13 +405,24 @@ class SEDTask(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         if self._train_sampler is not None:
             self._train_sampler.set_epoch(self.current_epoch)
+        self._train_loader_generator.manual_seed(self._epoch_seed(self.current_epoch))
+        if self._resumed_rng_states is not None:
+            restore_rng_states(self._resumed_rng_states)
+            self._resumed_rng_states = None
+
+    def _epoch_seed(self, epoch: int) -> int:
+        """Seed of the training loader's workers in `epoch` on this rank: a function of (seed, rank, epoch)
+        only, so a resumed run starts its workers exactly as the uninterrupted run did."""
+        return (self.seed * 1_000_003 + self.global_rank * 10_007 + epoch) % 2**63
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["mixup_generator_state"] = self.mixup_generator.get_state()
+        checkpoint["rng_states"] = capture_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "mixup_generator_state" in checkpoint:
             self.mixup_generator.set_state(checkpoint["mixup_generator_state"])
+        self._resumed_rng_states = checkpoint.get("rng_states")
 
     # ------------------------------------------------------------------ data loaders
     def _loader_kwargs(self) -> dict:
@@ -396,9 +432,11 @@ class SEDTask(pl.LightningModule):
                 "persistent_workers": workers > 0}
 
     def train_dataloader(self):
+        """Training loader; its workers restart every epoch, seeded by `_epoch_seed` (exact resume)."""
         if self._train_sampler is None:
             raise RuntimeError("no training data (train_data) was given to SEDTask")
-        return DataLoader(self.train_data, batch_sampler=self._train_sampler, **self._loader_kwargs())
+        kwargs = {**self._loader_kwargs(), "generator": self._train_loader_generator, "persistent_workers": False}
+        return DataLoader(self.train_data, batch_sampler=self._train_sampler, **kwargs)
 
     def _eval_loader(self, dataset: Dataset) -> DataLoader:
         sampler = None
@@ -506,7 +544,7 @@ class SEDTask(pl.LightningModule):
                     intersection_f1_macro(frame, ground_truth, durations)[0] for frame in detections.values()]))
         synth_type = training.get("obj_metric_synth_type") or "intersection"
         if synth_type != "intersection":
-            raise ValueError(f"training.obj_metric_synth_type {synth_type!r} is not supported (use intersection)")
+            raise BadInput(f"training.obj_metric_synth_type {synth_type!r} is not supported (use intersection)")
         results["val/obj_metric"] = (results["val/weak/student/macro_F1"]
                                      + results.get("val/synth/student/intersection_f1_macro", 0.0))
         return results
