@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from desed_task.nnet.crnn import CRNN
+from desed_task.utils.errors import BadInput, CheckpointKeyMismatch, MissingInput
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,8 @@ class ATSTFrame(nn.Module):
             return mapped
         prefixes = ", ".join(prefix + "*" for prefix, _ in LAYOUTS.values())
         sample = sorted(state)[:5]
-        raise KeyError(f"no ATST-Frame encoder weights found (expected keys {prefixes}); first keys: {sample}")
+        raise CheckpointKeyMismatch(f"no ATST-Frame encoder weights found (expected keys {prefixes}); "
+                                    f"first keys: {sample}")
 
     def load_official_state_dict(self, checkpoint: Mapping) -> None:
         """Strictly load an official checkpoint dict; an error lists every missing, unexpected or mis-shaped key."""
@@ -226,20 +228,22 @@ class ATSTFrame(nn.Module):
         mismatched = sorted(f"{key} {tuple(weights[key].shape)} (expected {tuple(own[key].shape)})"
                             for key in set(own) & set(weights) if weights[key].shape != own[key].shape)
         if missing or unexpected or mismatched:
-            raise KeyError(f"ATST-Frame checkpoint does not match the model: missing keys {missing}, "
+            raise CheckpointKeyMismatch(f"ATST-Frame checkpoint does not match the model: missing keys {missing}, "
                            f"unexpected keys {unexpected}, mismatched shapes {mismatched}")
         self.load_state_dict(weights, strict=True)
 
     def load_official_file(self, path: str | Path) -> None:
         """``load_official_state_dict`` of a checkpoint file; errors name the file."""
+        if not Path(path).is_file():
+            raise MissingInput(f"ATST checkpoint {path}: file not found")
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError) as error:
-            raise ValueError(f"cannot read ATST checkpoint {path}: {error}") from error
+        except (OSError, RuntimeError, EOFError) as error:
+            raise BadInput(f"cannot read ATST checkpoint {path}: {error}") from error
         try:
             self.load_official_state_dict(checkpoint)
         except KeyError as error:
-            raise KeyError(f"{path}: {error.args[0]}") from None
+            raise CheckpointKeyMismatch(f"{path}: {error.args[0]}") from None
 
     @classmethod
     def load_official(cls, path: str | Path, **kwargs) -> "ATSTFrame":

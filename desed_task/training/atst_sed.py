@@ -32,6 +32,7 @@ from desed_task.nnet.atst import ATSTSED
 from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.training.schedulers import GroupExponentialWarmup
 from desed_task.training.sed import MODELS, SEDTask, TrainBatch, ema_update
+from desed_task.utils.errors import BadInput, CheckpointKeyMismatch, MissingInput
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def atst_parameter_groups(model: ATSTSED, opt: dict) -> list[dict]:
     layers.append([*atst.patch_embed.parameters(), atst.pos_embed, atst.mask_embed])
     trainable = int(opt["tfm_trainable_layers"])
     if not 0 <= trainable <= len(layers):
-        raise ValueError(f"opt.tfm_trainable_layers must be in [0, {len(layers)}], got {trainable}")
+        raise BadInput(f"config key opt.tfm_trainable_layers must be in [0, {len(layers)}], got {trainable}")
     groups = [{"params": cnn, "lr": float(opt["cnn_lr"]), "name": "cnn"},
               {"params": rnn, "lr": float(opt["rnn_lr"]), "name": "rnn"}]
     for index, params in enumerate(layers):
@@ -172,7 +173,7 @@ class ATSTSEDStage1(ATSTSEDTask):
             log.warning("init.atst_init is not set: stage 1 trains on a randomly initialised, frozen ATST")
             return
         if not Path(path).is_file():
-            raise FileNotFoundError(f"config key init.atst_init = {path}: file not found")
+            raise MissingInput(f"config key init.atst_init = {path}: file not found")
         for model in (self.sed_student, self.sed_teacher):
             model.atst_frame.atst.load_official_file(path)
 
@@ -213,15 +214,15 @@ class ATSTSEDStage2(ATSTSEDTask):
         """Student from the stage-1 student, teacher from the stage-1 teacher (`init.model_init`)."""
         path = init.get("model_init")
         if not path:
-            raise ValueError("ATST-SED stage 2 starts from a stage-1 checkpoint: set the config key init.model_init")
+            raise BadInput("ATST-SED stage 2 starts from a stage-1 checkpoint: set the config key init.model_init")
         if not Path(path).is_file():
-            raise FileNotFoundError(f"config key init.model_init = {path}: file not found")
+            raise MissingInput(f"config key init.model_init = {path}: file not found")
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         try:
             load_state_dict_by_name(self.sed_student, checkpoint, prefix="sed_student.")
             load_state_dict_by_name(self.sed_teacher, checkpoint, prefix="sed_teacher.")
         except KeyError as error:
-            raise KeyError(f"config key init.model_init = {path}: {error.args[0]}") from None
+            raise CheckpointKeyMismatch(f"config key init.model_init = {path}: {error.args[0]}") from None
         log.info("stage 2 initialised from %s", path)
 
     def update_teacher(self, step: int) -> float:

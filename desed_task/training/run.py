@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY_METRICS = ("psds1_sed_scores_eval", "psds2_sed_scores_eval", "psds1_psds_eval", "psds2_psds_eval",
                    "intersection_f1_macro", "event_f1_macro", "weak_f1_macro")
-ARCHITECTURE_SECTIONS = ("feats", "net", "scaler")
+ARCHITECTURE_SECTIONS = ("feats", "atst_feats", "net", "scaler")
 CHECKPOINT_KEYS = ("data.audio_max_len", "data.fs", "data.net_subsample", "training.median_window")
 """Config values that must follow the checkpoint too: the label framing and the post-processing it was
 selected with. A value given on the command line still wins (with a notice)."""

@@ -167,7 +167,7 @@ def test_wrong_family_and_unreadable_files(tmp_path):
     torch.save({"state_dict": {"sed_student.cnn.cnn.conv0.weight": torch.zeros(1)}}, path)
     with pytest.raises(KeyError, match="no ATST-Frame encoder weights.*sed_student.cnn"):
         ATSTFrame.load_official(path, embed_dim=64, depth=2, num_heads=4)
-    with pytest.raises(ValueError, match="missing.ckpt"):
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         ATSTFrame.load_official(tmp_path / "missing.ckpt")
 
 

@@ -207,3 +207,27 @@ def test_fast_dev_runs_of_stage1_then_stage2(tmp_path, tiny_run_overrides):
         for key, value in Stage2Recorder.start[name].items():
             assert torch.equal(value, stage1["state_dict"][f"sed_{name}.{key}"]), (name, key)
     assert not torch.equal(Stage2Recorder.start["student"]["cat_tf.weight"], Stage2Recorder.start["teacher"]["cat_tf.weight"])
+
+
+def test_official_lightning_checkpoint_loads_as_it_is(demo_config):
+    """The official layout: `sed_student.*` / `sed_teacher.*` plus the trainer's torchaudio buffers in
+    `state_dict`, and raw module dicts at the top level (what `--test_from_checkpoint` reads)."""
+    from desed_task.training.sed import load_sed_checkpoint
+
+    source = ATSTSEDStage1(demo_config)
+    for param in source.sed_teacher.parameters():
+        param.data.add_(1.0)
+    state = {f"sed_{name}.{key}": value for name in ("student", "teacher")
+             for key, value in getattr(source, f"sed_{name}").state_dict().items()}
+    state["mel_spec.spectrogram.window"] = torch.ones(2048)
+    state["mel_spec.mel_scale.fb"] = torch.ones(1025, 128)
+    checkpoint = {"state_dict": state, "epoch": 249, "global_step": 7249,
+                  "sed_student": source.sed_student.state_dict(), "sed_teacher": source.sed_teacher.state_dict()}
+    target = ATSTSEDStage1(demo_config)
+    load_sed_checkpoint(target, checkpoint)
+    for name in ("student", "teacher"):
+        for key, value in getattr(source, f"sed_{name}").state_dict().items():
+            assert torch.equal(getattr(target, f"sed_{name}").state_dict()[key], value), (name, key)
+    del state["sed_teacher.atst_frame.atst.pos_embed"]
+    with pytest.raises(KeyError, match="atst_frame.atst.pos_embed"):
+        load_sed_checkpoint(ATSTSEDStage1(demo_config), checkpoint)
