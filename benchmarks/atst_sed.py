@@ -126,8 +126,8 @@ def measure_inference(config: dict, args) -> dict:
     started = time.perf_counter()
     strong, _ = task.detect(task.inference_inputs(audio), task.sed_teacher)
     elapsed = time.perf_counter() - started
-    return {"clip_seconds": args.inference_seconds, "seconds": elapsed, "real_time_factor": args.inference_seconds / elapsed,
-            "output_frames": strong.shape[-1]}
+    return {"clip_seconds": args.inference_seconds, "seconds": elapsed,
+            "real_time_factor": args.inference_seconds / elapsed, "output_frames": strong.shape[-1]}
 
 
 def main(argv=None) -> dict:

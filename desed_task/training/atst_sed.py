@@ -234,7 +234,8 @@ class ATSTSEDStage2(ATSTSEDTask):
         features, drawn separately for each part and for the student's and the teacher's copies. The teacher
         sees the unmixed features (with its own warping)."""
         atst_power = self.atst_mel.mel_spectrogram(batch.audio)
-        mixed_mel, mixed_atst, labels, weak_labels, draws = mel_amplitude, atst_power, batch.labels, batch.weak_labels, None
+        mixed_mel, mixed_atst, labels, weak_labels = mel_amplitude, atst_power, batch.labels, batch.weak_labels
+        draws = None
         if self.config["training"].get("mixup") and self.draw():
             (mixed_mel, mixed_atst), labels, weak_labels, draws = self.mixup_parts(batch, [mel_amplitude, atst_power])
         student_atst, teacher_atst = self.atst_mel.normalize(mixed_atst), self.atst_mel.normalize(atst_power)

@@ -15,6 +15,7 @@ from desed_task.nnet import ATSTSED
 from desed_task.training.atst_sed import ATSTBatch, ATSTSEDStage1, ATSTSEDStage2, atst_parameter_groups
 from desed_task.training.run import main
 from desed_task.training.schedulers import GroupExponentialWarmup
+from desed_task.training.sed import TrainBatch, batch_masks, load_sed_checkpoint
 from desed_task.utils.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,8 +43,9 @@ def test_stage2_has_16_groups_with_layerwise_decay():
     assert members[2] == {"atst_frame.atst.norm_frame.weight", "atst_frame.atst.norm_frame.bias"}
     assert all(n.startswith("atst_frame.atst.blocks.11.") for n in members[3])
     assert all(n.startswith("atst_frame.atst.blocks.0.") for n in members[14])
-    assert members[15] == {"atst_frame.atst.patch_embed.patch_embed.weight", "atst_frame.atst.patch_embed.patch_embed.bias",
-                           "atst_frame.atst.pos_embed", "atst_frame.atst.mask_embed"}
+    assert members[15] == {"atst_frame.atst.patch_embed.patch_embed.weight",
+                           "atst_frame.atst.patch_embed.patch_embed.bias", "atst_frame.atst.pos_embed",
+                           "atst_frame.atst.mask_embed"}
     assert sum(len(m) for m in members) == len(names)  # every parameter in exactly one group
     assert all(p.requires_grad for p in model.parameters())
 
@@ -138,7 +140,6 @@ def test_stage2_mixes_both_frontends_alike_and_gives_the_teacher_unmixed_inputs(
     mel = task.mel.mel_amplitude(audio)
     labels = torch.zeros(8, 10, 8)
     labels[:, 3] = 1.0
-    from desed_task.training.sed import TrainBatch, batch_masks
     strong, weak, unlabeled = batch_masks([2, 2, 2, 2])
     mixed = None
     for _ in range(20):  # mixup and warping each happen with probability 0.5
@@ -206,14 +207,13 @@ def test_fast_dev_runs_of_stage1_then_stage2(tmp_path, tiny_run_overrides):
     for name in ("student", "teacher"):
         for key, value in Stage2Recorder.start[name].items():
             assert torch.equal(value, stage1["state_dict"][f"sed_{name}.{key}"]), (name, key)
-    assert not torch.equal(Stage2Recorder.start["student"]["cat_tf.weight"], Stage2Recorder.start["teacher"]["cat_tf.weight"])
+    start = Stage2Recorder.start
+    assert not torch.equal(start["student"]["cat_tf.weight"], start["teacher"]["cat_tf.weight"])
 
 
 def test_official_lightning_checkpoint_loads_as_it_is(demo_config):
     """The official layout: `sed_student.*` / `sed_teacher.*` plus the trainer's torchaudio buffers in
     `state_dict`, and raw module dicts at the top level (what `--test_from_checkpoint` reads)."""
-    from desed_task.training.sed import load_sed_checkpoint
-
     source = ATSTSEDStage1(demo_config)
     for param in source.sed_teacher.parameters():
         param.data.add_(1.0)
