@@ -191,7 +191,7 @@ def test_fast_dev_runs_of_stage1_then_stage2(tmp_path, tiny_run_overrides):
     stage1_dir = tmp_path / "stage1"
     command = [sys.executable, str(REPO / "recipes/atst_sed/train_stage1.py"), "--conf_file", DEMO,
                "--log_dir", str(stage1_dir), "--gpus", "0", "--fast_dev_run", "--scores_file", "", *tiny_run_overrides]
-    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert completed.returncode == 0, completed.stderr[-3000:]
     metrics = json.loads((stage1_dir / "test_metrics.json").read_text())
     assert "test/teacher/psds1_sed_scores_eval" in metrics
