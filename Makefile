@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean demo-cpjku
+.PHONY: install test demo bench clean demo-cpjku demo-atst
 
 $(STAMP): setup.py requirements.txt
 	python3 -m venv $(VENV)
@@ -24,6 +24,15 @@ demo: install
 demo-cpjku: install
 	$(PY) recipes/cpjku_dcase23/run_training.py --conf_file confs/cpjku_dcase23/demo.yaml --log_dir exp/demo_cpjku/training --gpus 0
 	$(PY) recipes/cpjku_dcase23/run_qat.py --conf_file confs/cpjku_dcase23/demo_qat.yaml --checkpoint exp/demo_cpjku/training/checkpoints/last.ckpt --log_dir exp/demo_cpjku/qat --gpus 0
+
+# ATST-SED on the mini DESED: stage 1 (frozen small ATST), then stage 2 from stage 1's best checkpoint with the
+# stage-2 settings of confs/atst_sed/stage2.yaml (const_max 70, fixed EMA, every ATST group trained, cosine decay).
+demo-atst: install
+	rm -rf exp/demo_atst
+	$(PY) recipes/atst_sed/train_stage1.py --conf_file confs/atst_sed/demo.yaml --log_dir exp/demo_atst/stage1 --gpus 0
+	$(PY) recipes/atst_sed/train_stage2.py --conf_file confs/atst_sed/demo.yaml --log_dir exp/demo_atst/stage2 --gpus 0 \
+		--set init.model_init=$$(ls exp/demo_atst/stage1/epoch=*.ckpt | head -n 1) training.const_max=70 \
+		opt.cnn_lr=0.001 opt.rnn_lr=0.002 opt.tfm_lr=0.001 opt.tfm_trainable_layers=4 training.n_epochs_warmup=1
 
 bench: install
 	$(PY) benchmarks/train_throughput.py

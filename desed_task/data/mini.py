@@ -56,20 +56,22 @@ SUBSETS = {  # name: (set id for seeding, sample rate, annotation kind, allow em
     "unlabeled": (3, 16000, None, True, 0.1),
     "synth_val": (4, 16000, "strong", True, 0.0),
     "test": (5, 16000, "strong", True, 0.1),
+    "strong_real": (6, 16000, "strong", True, 0.1),  # written only when n_strong > 0 (ATST-SED's strong real set)
 }
 
 
 def mini_config_paths(out_dir: str | os.PathLike) -> dict:
-    """The `data.*` config keys pointing into a mini dataset folder (strong real set: none)."""
+    """The `data.*` config keys pointing into a mini dataset folder (the strong real set exists when generated
+    with `n_strong > 0`)."""
     root = Path(out_dir)
     audio, meta = root / "audio", root / "metadata"
     return {
         "synth_folder": str(audio / "train/synthetic21_train/soundscapes_16k"),
         "synth_folder_44k": str(audio / "train/synthetic21_train/soundscapes"),
         "synth_tsv": str(meta / "train/synthetic21_train/soundscapes.tsv"),
-        "strong_folder": None,
+        "strong_folder": str(audio / "train/strong_label_real_16k"),
         "strong_folder_44k": None,
-        "strong_tsv": None,
+        "strong_tsv": str(meta / "train/audioset_strong.tsv"),
         "weak_folder": str(audio / "train/weak_16k"),
         "weak_folder_44k": str(audio / "train/weak"),
         "weak_tsv": str(meta / "train/weak.tsv"),
@@ -90,7 +92,7 @@ def mini_config_paths(out_dir: str | os.PathLike) -> dict:
 
 def _audio_folder(paths: dict, subset: str) -> Path:
     key = {"synth_train": "synth_folder_44k", "weak": "weak_folder_44k", "unlabeled": "unlabeled_folder",
-           "synth_val": "synth_val_folder", "test": "test_folder"}[subset]
+           "synth_val": "synth_val_folder", "test": "test_folder", "strong_real": "strong_folder"}[subset]
     return Path(paths[key])
 
 
@@ -188,12 +190,14 @@ def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int = 150, n_unlabeled: int = 300,
-                        n_synth_val: int = 100, n_test: int = 100, workers: int | None = None) -> dict:
+                        n_synth_val: int = 100, n_test: int = 100, workers: int | None = None, n_strong: int = 0) -> dict:
     """Write the mini dataset into `out_dir` (replacing a previous one) and return its `data.*` paths."""
     paths = mini_config_paths(out_dir)
     for generated in ("audio", "metadata"):
         shutil.rmtree(Path(out_dir) / generated, ignore_errors=True)
     sizes = {"synth_train": n_synth, "weak": n_weak, "unlabeled": n_unlabeled, "synth_val": n_synth_val, "test": n_test}
+    if n_strong:
+        sizes["strong_real"] = n_strong
     plans = {subset: [_clip_plan(seed, subset, i) for i in range(size)] for subset, size in sizes.items()}
     jobs = []
     for subset, subset_plans in plans.items():
@@ -208,6 +212,8 @@ def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int 
         for job in jobs:
             _render_clip(job)
     _write_tsv(_strong_frame(plans["synth_train"]), Path(paths["synth_tsv"]))
+    if n_strong:
+        _write_tsv(_strong_frame(plans["strong_real"]), Path(paths["strong_tsv"]))
     weak_rows = [(p["name"], ",".join(c for c in DESED_CLASSES if c in {e[0] for e in p["events"]}))
                  for p in plans["weak"]]
     _write_tsv(pd.DataFrame(weak_rows, columns=["filename", "event_labels"]), Path(paths["weak_tsv"]))
@@ -272,10 +278,11 @@ def main(argv=None) -> None:
     parser.add_argument("--n_synth_val", type=int, default=100)
     parser.add_argument("--n_test", type=int, default=100)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--n_strong", type=int, default=0, help="clips of the strong real set (0: none)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     generate_mini_desed(args.out, args.seed, args.n_synth, args.n_weak, args.n_unlabeled, args.n_synth_val,
-                        args.n_test, args.workers)
+                        args.n_test, args.workers, args.n_strong)
     print(f"mini DESED written to {args.out} in {time.perf_counter() - started:.1f} s")
 
 

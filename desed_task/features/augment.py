@@ -92,3 +92,21 @@ def add_noise(
     sigma = features.std(dim=dims, keepdim=True) / 10 ** (snr / 20)
     noise = torch.randn(features.shape, generator=generator, dtype=features.dtype).to(features.device)
     return features + noise * sigma
+
+
+def frequency_warp(
+    features: torch.Tensor, scale: tuple[float, float] = (0.6, 1.0), generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """ATST-SED's frequency warping (its ``RandomResizeCrop`` with the time scale fixed to 1).
+
+    ``features`` (batch, n_bins, frames): one band of ``int(U(scale) * n_bins)`` bins at a uniform random
+    offset is cropped over the whole time axis, for the whole batch, and resized back to (n_bins, frames)
+    by bicubic interpolation with ``align_corners=True``.
+    """
+    n_bins = features.shape[-2]
+    draw = float(torch.empty((), dtype=torch.float64).uniform_(scale[0], scale[1], generator=generator))
+    height = min(max(int(draw * n_bins), 1), n_bins)
+    offset = int(torch.randint(0, n_bins - height + 1, (), generator=generator))
+    band = features[:, offset:offset + height].unsqueeze(1)
+    warped = torch.nn.functional.interpolate(band, size=features.shape[-2:], mode="bicubic", align_corners=True)
+    return warped.squeeze(1)

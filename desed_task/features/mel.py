@@ -4,6 +4,9 @@ The baseline computes ``MelSpectrogram(power=1, window_fn=hamming_window(periodi
 scale, no filter normalisation), then ``AmplitudeToDB(stype="amplitude")`` with ``amin=1e-5`` and
 clamps the result to [-50, 80] dB. torchaudio is not a dependency, so the filterbank and the chain are
 written here.
+
+The same class, with other arguments, is the frontend of other papers (``ATSTFrontend``: periodic Hann
+window, power mel, dB with a top_db cutoff); each preset is a subclass that only fixes arguments.
 """
 from __future__ import annotations
 
@@ -151,8 +154,29 @@ def linear_spectrogram(
 
 
 def amplitude_to_db(mels: torch.Tensor, amin: float = AMIN, db_range=DB_RANGE) -> torch.Tensor:
-    """``20 * log10(max(x, amin))`` (reference 1.0, no top_db) clamped to ``db_range``."""
-    return (20.0 * torch.log10(torch.clamp(mels, min=amin))).clamp(min=db_range[0], max=db_range[1])
+    """``20 * log10(max(x, amin))`` (reference 1.0, no top_db) clamped to ``db_range``: the DCASE dB."""
+    return mel_to_db(mels, 1.0, amin, db_range)
+
+
+def mel_to_db(
+    mels: torch.Tensor,
+    power: float = 1.0,
+    amin: float = AMIN,
+    db_range=DB_RANGE,
+    top_db: float | None = None,
+    top_db_per_clip: bool = True,
+) -> torch.Tensor:
+    """dB of a magnitude (``power=1``: 20 log10) or power (``power=2``: 10 log10) mel, floored at ``amin``,
+    reference 1.0, then (``top_db``) raised to at least ``peak - top_db``, then clamped to ``db_range``.
+
+    The peak is each clip's own (over its last two axes) with ``top_db_per_clip``, else the whole tensor's,
+    as torchaudio's ``AmplitudeToDB`` does for a 3-D (batch, n_mels, frames) input.
+    """
+    db = (20.0 / power) * torch.log10(torch.clamp(mels, min=amin))
+    if top_db is not None:
+        peak = db.amax(dim=(-2, -1), keepdim=True) if top_db_per_clip else db.amax()
+        db = torch.maximum(db, peak - top_db)
+    return db.clamp(min=db_range[0], max=db_range[1])
 
 
 class MelFrontend(nn.Module):
@@ -161,8 +185,9 @@ class MelFrontend(nn.Module):
     With ``center=True`` there are ``samples // hop_length + 1`` frames (626 for 10 s at 16 kHz).
     The defaults are the DCASE baseline's; presets of other papers choose the ``window`` (hamming | hann,
     symmetric or ``periodic_window``), ``power`` (1 magnitude, 2 power), ``mel_scale`` (htk | kaldi |
-    slaney) and ``preemphasis`` (None or its coefficient) and their own log/normalisation in ``forward``
-    (see ``CPJKUFrontend``, ``UCLSERFrontend``).
+    slaney), ``preemphasis`` (None or its coefficient) and the dB conversion (``amin``, ``db_range``,
+    ``top_db``, ``top_db_per_clip``: see ``mel_to_db``), or their own log/normalisation in ``forward``
+    (see ``ATSTFrontend``, ``CPJKUFrontend``, ``UCLSERFrontend``).
     """
 
     def __init__(
@@ -179,6 +204,10 @@ class MelFrontend(nn.Module):
         mel_scale: str = "htk",
         preemphasis: float | None = None,
         periodic_window: bool = False,
+        amin: float = AMIN,
+        db_range=DB_RANGE,
+        top_db: float | None = None,
+        top_db_per_clip: bool = True,
     ):
         super().__init__()
         if window not in WINDOWS or mel_scale not in MEL_SCALES:
@@ -194,6 +223,10 @@ class MelFrontend(nn.Module):
         self.power = power
         self.mel_scale = mel_scale
         self.preemphasis = preemphasis
+        self.amin = amin
+        self.db_range = tuple(db_range)
+        self.top_db = top_db
+        self.top_db_per_clip = top_db_per_clip
         # Derived constants: float64 (cast to the input dtype at use, so float64 inputs keep full
         # precision) and non-persistent (they follow from the arguments, checkpoints need not hold them).
         self.register_buffer(
@@ -231,8 +264,12 @@ class MelFrontend(nn.Module):
         filterbank = self.filterbank if filterbank is None else filterbank
         return torch.matmul(spec.transpose(-1, -2), filterbank.to(spec)).transpose(-1, -2)
 
+    def to_db(self, mels: torch.Tensor) -> torch.Tensor:
+        """The frontend's dB conversion of ``mel_amplitude`` outputs (mixed ones included)."""
+        return mel_to_db(mels, self.power, self.amin, self.db_range, self.top_db, self.top_db_per_clip)
+
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        return amplitude_to_db(self.mel_amplitude(waveform))
+        return self.to_db(self.mel_amplitude(waveform))
 
 
 class UCLSERFrontend(MelFrontend):

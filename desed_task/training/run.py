@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY_METRICS = ("psds1_sed_scores_eval", "psds2_sed_scores_eval", "psds1_psds_eval", "psds2_psds_eval",
                    "intersection_f1_macro", "event_f1_macro", "weak_f1_macro")
-ARCHITECTURE_SECTIONS = ("feats", "net", "scaler")
+ARCHITECTURE_SECTIONS = ("feats", "atst_feats", "net", "scaler")
 CHECKPOINT_KEYS = ("data.audio_max_len", "data.fs", "data.net_subsample", "training.median_window")
 """Config values that must follow the checkpoint too: the label framing and the post-processing it was
 selected with. A value given on the command line still wins (with a notice)."""
@@ -222,8 +222,10 @@ def single_run(
     callbacks: list[pl.Callback] = [CodeCarbonCallback(log_dir, evaluation=evaluation)]
     if checkpoint is None:
         callbacks += [
-            EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"], mode="max"),
-            ModelCheckpoint(dirpath=log_dir, monitor="val/obj_metric", mode="max", save_top_k=1, save_last=True),
+            EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"],
+                          mode=task_cls.obj_metric_mode),
+            ModelCheckpoint(dirpath=log_dir, monitor="val/obj_metric", mode=task_cls.obj_metric_mode, save_top_k=1,
+                            save_last=True),
         ]
     limit = 2 if fast_dev_run else 1.0
     trainer = pl.Trainer(

@@ -29,12 +29,16 @@ class ExponentialWarmup(LRScheduler):
     full `max_lr`); here the warmed-up rate applies from step 1.
     """
 
-    def __init__(self, optimizer: Optimizer, max_lr: float | Sequence[float], rampup_length: int,
-                 exponent: float = -5.0):
-        """`max_lr`: one rate for every parameter group, or one per group."""
+    def __init__(self, optimizer: Optimizer, max_lr: float | Sequence[float] | None, rampup_length: int,
+                 exponent: float = -5.0, total_steps: int | None = None, min_scale: float = 0.1):
+        """`max_lr`: one rate for every parameter group, one per group, or None for each group's own initial
+        `lr`. `total_steps`: when given, the warm-up is followed by a cosine decay to `min_scale` at that
+        step (`warmup_cosine_factor`, ATST-SED stage 2); otherwise the rate stays at its maximum."""
         self.max_lr = max_lr
         self.rampup_length = rampup_length
         self.exponent = exponent
+        self.total_steps = total_steps
+        self.min_scale = min_scale
         super().__init__(optimizer)
 
     @property
@@ -43,14 +47,35 @@ class ExponentialWarmup(LRScheduler):
         return self.last_epoch + 1
 
     def scaling_factor(self) -> float:
-        return exponential_rampup(self.step_num, self.rampup_length, self.exponent)
+        if self.total_steps is None:
+            return exponential_rampup(self.step_num, self.rampup_length, self.exponent)
+        return warmup_cosine_factor(self.step_num, self.rampup_length, self.total_steps, self.min_scale, self.exponent)
 
     def get_lr(self) -> list[float]:
         groups = self.optimizer.param_groups
-        max_lrs = list(self.max_lr) if isinstance(self.max_lr, Sequence) else [self.max_lr] * len(groups)
+        if self.max_lr is None:
+            max_lrs = list(self.base_lrs)
+        elif isinstance(self.max_lr, Sequence):
+            max_lrs = list(self.max_lr)
+        else:
+            max_lrs = [self.max_lr] * len(groups)
         if len(max_lrs) != len(groups):
             raise ValueError(f"{len(max_lrs)} learning rates for {len(groups)} parameter groups")
         return [max_lr * self.scaling_factor() for max_lr in max_lrs]
+
+
+def warmup_cosine_factor(step: int, rampup_length: int, total_steps: int, min_scale: float = 0.1,
+                         exponent: float = -5.0) -> float:
+    """ATST-SED's stage-2 factor: exponential warm-up for `step < rampup_length`, then a cosine from 1 down to
+    `min_scale` at `total_steps`: `min_scale + (1 - min_scale) * (cos(pi * (step - R) / (N - R)) + 1) / 2`.
+
+    After `total_steps` the factor stays at `min_scale` (the official formula would rise again).
+    """
+    if step < rampup_length:
+        return exponential_rampup(step, rampup_length, exponent)
+    phase = min(max(step - rampup_length, 0) / max(total_steps - rampup_length, 1), 1.0)
+    return min_scale + (1.0 - min_scale) * (math.cos(math.pi * phase) + 1.0) / 2.0
+
 
 
 def warmup_linear_decay_factor(epoch: int, warm_up_len: int, ramp_down_start: int, ramp_down_len: int,

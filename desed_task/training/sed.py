@@ -8,8 +8,8 @@ evaluates both student and teacher. Batches are `[strong parts | weak part | unl
 
 Subclasses (IRCT, probes) change behaviour through a few documented hooks:
 `build_student`, `build_teacher`, `trainable_parameters`, `augment`, `student_forward`, `training_losses`,
-`compute_extra_loss`, `detect`, and for networks that also take pretrained-model embeddings
-(training/pretrained.py) `batch_embeddings`, `mix_embeddings`.
+`compute_extra_loss`, `detect`, `inference_inputs`, `teacher_forward`, and for networks that also take
+pretrained-model embeddings (training/pretrained.py) `batch_embeddings`, `mix_embeddings`.
 """
 from __future__ import annotations
 
@@ -70,13 +70,14 @@ def build_encoder(config: dict, labels: Sequence[str] = DESED_CLASSES) -> ManyHo
 
 
 @torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, alpha_max: float, step: int) -> float:
+def ema_update(teacher: nn.Module, student: nn.Module, alpha_max: float, step: int, ramp: bool = True) -> float:
     """teacher <- alpha * teacher + (1 - alpha) * student over parameters, alpha = min(1 - 1/(step+1), alpha_max).
 
     The ramp makes the teacher the true running average of the first student states (Tarvainen &
-    Valpola, 2017). Buffers (batch-norm statistics) are not averaged, as in the baseline. Returns alpha.
+    Valpola, 2017); `ramp=False` uses alpha_max from the first step (ATST-SED stage 2). Buffers
+    (batch-norm statistics) are not averaged, as in the baseline. Returns alpha.
     """
-    alpha = min(1.0 - 1.0 / (step + 1), alpha_max)
+    alpha = min(1.0 - 1.0 / (step + 1), alpha_max) if ramp else alpha_max
     for teacher_param, student_param in zip(teacher.parameters(), student.parameters()):
         teacher_param.mul_(alpha).add_(student_param.detach(), alpha=1.0 - alpha)
     return alpha
@@ -165,6 +166,9 @@ class SEDTask(pl.LightningModule):
     The submodules `sed_student`, `sed_teacher` keep the official names so official checkpoints load.
     """
 
+    obj_metric_mode = "max"
+    """Whether the checkpoint criterion `val/obj_metric` is maximised ("max") or minimised ("min")."""
+
     def __init__(
         self,
         config: dict,
@@ -251,12 +255,22 @@ class SEDTask(pl.LightningModule):
     def mix_embeddings(self, batch: TrainBatch, mask: Tensor, permutation: Tensor, weight: float) -> None:
         """Hook: mix `batch.embeddings[mask]` like the features of that part were (default: nothing to mix)."""
 
+    def inference_inputs(self, audio: Tensor):
+        """Hook: waveforms (B, samples) -> the input of `detect` in validation, test and any-length inference
+        (`desed_task.inference`). Default: the clamped dB log-mel; a model with a second frontend returns both."""
+        return self.mel(audio)
+
     def student_forward(self, batch: TrainBatch) -> tuple[Tensor, Tensor]:
         """Hook: the student's (strong, weak) outputs in a training step (default: `detect` on the features).
 
         IRCT overrides it to encode its three views up to the placement and keep them on the batch.
         """
         return self.detect(batch.features, self.sed_student, batch.embeddings)
+
+    def teacher_forward(self, batch: TrainBatch) -> tuple[Tensor, Tensor]:
+        """Hook: the teacher's (strong, weak) outputs in a training step, run without gradients
+        (default: `detect` on the student's features; ATST-SED's stage 2 gives the teacher unmixed inputs)."""
+        return self.detect(batch.features, self.sed_teacher, batch.embeddings)
 
     def augment(self, batch: TrainBatch, mel_amplitude: Tensor) -> TrainBatch:
         """Hook: augment a training batch; `mel_amplitude` is the linear mel spectrogram of `batch.audio`.
@@ -360,7 +374,7 @@ class SEDTask(pl.LightningModule):
         train_batch = self.prepare_train_batch(batch)
         student = self.student_forward(train_batch)
         with torch.no_grad():
-            teacher = self.detect(train_batch.features, self.sed_teacher, train_batch.embeddings)
+            teacher = self.teacher_forward(train_batch)
         losses = self.training_losses(train_batch, student, teacher)
         extra, extra_logs = self.compute_extra_loss(train_batch, student, teacher)
         if extra is not None:
@@ -470,7 +484,7 @@ class SEDTask(pl.LightningModule):
 
     # ------------------------------------------------------------------ buffers shared by validation and test
     def _predict(self, batch) -> dict[str, tuple[Tensor, Tensor]]:
-        features, embeddings = self.mel(batch[0]), self.batch_embeddings(batch)
+        features, embeddings = self.inference_inputs(batch[0]), self.batch_embeddings(batch)
         return {"student": self.detect(features, self.sed_student, embeddings),
                 "teacher": self.detect(features, self.sed_teacher, embeddings)}
 
@@ -527,7 +541,7 @@ class SEDTask(pl.LightningModule):
                 self.log(f"val/synth/{model}/loss_strong", self.supervised_loss(strong, labels),
                          batch_size=len(audio), add_dataloader_idx=False)
             self._buffer("val_synth", file_id=list(file_ids), student=predictions["student"][0],
-                         teacher=predictions["teacher"][0])
+                         teacher=predictions["teacher"][0], target=labels)
         else:
             weak_labels = labels.amax(-1)
             for model, (_, weak) in predictions.items():

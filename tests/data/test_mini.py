@@ -133,3 +133,16 @@ def test_a_resolved_mini_config_is_accepted_again(tiny_mini):
     config = {"data": {"mini": {"out_dir": str(root), "seed": 3, "workers": 2, **TINY_SIZES}}}
     resolved = apply_mini_config(config)
     assert apply_mini_config(resolved, file_config=resolved) == resolved
+
+
+def test_strong_real_split_is_written_when_asked(tmp_path):
+    sizes = dict(n_synth=1, n_weak=1, n_unlabeled=1, n_synth_val=1, n_test=1, workers=1)
+    without = generate_mini_desed(tmp_path / "a", seed=3, **sizes)
+    assert not Path(without["strong_tsv"]).exists() and not Path(without["strong_folder"]).exists()
+    paths = generate_mini_desed(tmp_path / "b", seed=3, n_strong=3, **sizes)
+    strong = pd.read_csv(paths["strong_tsv"], sep="\t")
+    files = sorted(p.name for p in Path(paths["strong_folder"]).glob("*.wav"))
+    assert files == sorted(set(strong.filename)) and len(files) == 3
+    assert {sf.info(str(Path(paths["strong_folder"]) / f)).samplerate for f in files} == {16000}
+    # the other sets are unchanged by the extra split
+    assert _digest(tmp_path / "a") == {k: v for k, v in _digest(tmp_path / "b").items() if "strong" not in k}
