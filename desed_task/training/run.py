@@ -18,7 +18,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from desed_task.data.build import build_eval_dataset, build_sed_datasets, build_test_dataset
 from desed_task.data.mini import apply_mini_config
-from desed_task.training.callbacks import CodeCarbonCallback
+from desed_task.training.callbacks import CodeCarbonCallback, EnvironmentRecord
 from desed_task.training.sed import MODELS, SEDTask, build_encoder, load_sed_checkpoint
 from desed_task.utils.config import load_config, save_config
 from desed_task.utils.scores import write_scores
@@ -174,13 +174,13 @@ def single_run(
     if checkpoint is not None:
         load_sed_checkpoint(task, checkpoint)
 
-    callbacks: list[pl.Callback] = [CodeCarbonCallback(log_dir, evaluation=evaluation)]
+    callbacks: list[pl.Callback] = [CodeCarbonCallback(log_dir, evaluation=evaluation), EnvironmentRecord(log_dir)]
     if checkpoint is None:
         callbacks += [
             EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"], mode="max"),
             ModelCheckpoint(dirpath=log_dir, monitor="val/obj_metric", mode="max", save_top_k=1, save_last=True),
         ]
-    limit = 2 if fast_dev_run else 1.0
+    limit = 2 if fast_dev_run else None  # None: all batches, without Lightning's notice for an explicit 1.0
     trainer = pl.Trainer(
         **trainer_devices(gpus, accelerator, devices, num_nodes),
         precision=trainer_precision(training["precision"]),

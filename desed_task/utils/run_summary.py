@@ -1,0 +1,36 @@
+"""One line on a finished run: wall time and the headline test metrics of its `test_metrics.json`.
+
+    python -m desed_task.utils.run_summary exp/demo/test_metrics.json --seconds 240
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HEADLINE = ("psds1_sed_scores_eval", "psds2_sed_scores_eval")
+
+
+def run_summary(metrics: dict, seconds: float | None = None, source: str = "") -> str:
+    """'<m> min <s> s; teacher PSDS1 x PSDS2 y, student PSDS1 x PSDS2 y (source)' (sed_scores_eval PSDS)."""
+    parts = []
+    if seconds is not None:
+        parts.append(f"{int(seconds) // 60} min {int(seconds) % 60:02d} s wall")
+    parts.append(", ".join(
+        f"{model} PSDS1 {metrics[f'test/{model}/{HEADLINE[0]}']:.4f} PSDS2 {metrics[f'test/{model}/{HEADLINE[1]}']:.4f}"
+        for model in ("teacher", "student")))
+    return "; ".join(parts) + (f" ({source})" if source else "")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("metrics", help="test_metrics.json of a run")
+    parser.add_argument("--seconds", type=float, default=None, help="the run's wall time")
+    parser.add_argument("--prefix", default="", help="text before the summary, e.g. 'demo:'")
+    args = parser.parse_args(argv)
+    line = run_summary(json.loads(Path(args.metrics).read_text()), args.seconds, args.metrics)
+    print(f"{args.prefix} {line}".strip())
+
+
+if __name__ == "__main__":
+    main()
