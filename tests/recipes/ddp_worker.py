@@ -1,9 +1,12 @@
 """Entry script of `test_ddp.py`: a recipe's `main` whose task records, on every rank, what the rank trained,
 validated and tested on, into `<log_dir>/ranks/rank<R>_<stage>.json` (and its final weights, `.pt`).
 
-    python tests/recipes/ddp_worker.py {sed|irct} --log_dir D [train_sed.py flags and overrides ...]
+    python tests/recipes/ddp_worker.py {sed|irct} --log_dir D [train_sed.py flags and overrides ...] \
+        [--then {sed|irct} --log_dir D2 ...]
 
 Launched by Lightning itself (`--accelerator cpu --devices 2` re-runs this script for rank 1) or by torchrun.
+Under torchrun, `--then` runs more recipes one after the other in the same processes (and process group),
+which saves starting and importing for each.
 Every checkpoint and score-file write is also listed, with the writing rank, in `ranks/writes.tsv`; PSD-ROC
 plots are skipped (the baseline recipe tests cover them).
 """
@@ -21,10 +24,10 @@ from desed_task.training.sed import SEDTask
 
 
 def log_writes(kind: str, write, path_argument: int):
-    """`write` that first appends `rank<TAB>kind<TAB>path` to `writes.tsv` beside `--log_dir`'s ranks folder."""
+    """`write` that first appends `rank<TAB>kind<TAB>path` to `ranks/writes.tsv` of the current `--log_dir`."""
     def logged(*args, **kwargs):
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        folder = Path(LOG_DIR) / "ranks"
+        folder = Path(CURRENT["log_dir"]) / "ranks"
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "writes.tsv", "a") as f:
             f.write(f"{rank}\t{kind}\t{Path(args[path_argument]).name}\n")
@@ -106,10 +109,20 @@ def recording(base: type[SEDTask]) -> type[SEDTask]:
     return Recording
 
 
+CURRENT = {"log_dir": "."}
+
 if __name__ == "__main__":
-    recipe, argv = sys.argv[1], sys.argv[2:]
-    LOG_DIR = argv[argv.index("--log_dir") + 1]
     TorchCheckpointIO.save_checkpoint = log_writes("checkpoint", TorchCheckpointIO.save_checkpoint, 2)
     run.write_scores = log_writes("scores", run.write_scores, 0)
     sed.save_psd_roc_plot = lambda *args, **kwargs: None
-    run.main(argv, task_cls=recording({"sed": SEDTask, "irct": IRCTTask}[recipe]), parser=run.build_parser("DDP test"))
+    segments, segment = [], []
+    for arg in sys.argv[1:]:
+        if arg == "--then":
+            segments.append(segment)
+            segment = []
+        else:
+            segment.append(arg)
+    for recipe, *argv in [*segments, segment]:
+        CURRENT["log_dir"] = argv[argv.index("--log_dir") + 1]
+        run.main(argv, task_cls=recording({"sed": SEDTask, "irct": IRCTTask}[recipe]),
+                 parser=run.build_parser("DDP test"))

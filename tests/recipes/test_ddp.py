@@ -2,8 +2,8 @@
 and test sets have an odd number of clips (so DistributedSampler pads one rank with a repeated clip).
 
 `ddp_worker.py` records on every rank what the rank trained, validated and tested on. The baseline runs once
-through Lightning's own launcher (`--accelerator cpu --devices 2`), then is resumed through torchrun; IRCT
-runs through torchrun.
+through Lightning's own launcher (`--accelerator cpu --devices 2`); then one torchrun resumes it for a second
+epoch and runs IRCT.
 """
 import json
 import os
@@ -28,6 +28,8 @@ SED_CONF = str(REPO / "confs/dcase2022_task4_baseline/demo.yaml")
 IRCT_CONF = str(REPO / "confs/irct/irct_t2_l3_1.yaml")
 # 30 weak clips: 27 train (odd: one left out per epoch) and 3 validation; 15 validation and 15 test clips.
 SIZES = {"n_synth": 16, "n_weak": 30, "n_unlabeled": 16, "n_synth_val": 15, "n_test": 15}
+# demo.yaml's cheaper features for the IRCT config (64 mels, hop 512, no frequency pooling in the last block)
+DEMO_FEATURES = ["feats.n_mels=64", "feats.hop_length=512", "net.pooling=[[2,2],[2,2],[1,2],[1,2],[1,2],[1,2],[1,1]]"]
 BATCH = [2, 2, 2]  # per rank: 8 synthetic, 13 weak, 8 unlabeled clips -> 4 steps per epoch
 
 
@@ -47,10 +49,17 @@ def overrides(ddp_mini) -> list[str]:
             "net.nb_filters=[4,8,8,8,8,8,8]", "net.n_RNN_cell=8"]
 
 
-def launch(launcher: str, recipe: str, conf: str, log_dir: Path, overrides, *flags) -> Path:
-    """Run `ddp_worker.py` with 2 CPU processes, started by Lightning ('lightning') or by torchrun."""
-    args = [WORKER, recipe, "--conf_file", conf, "--log_dir", str(log_dir), "--accelerator", "cpu", "--devices", "2",
+def worker_args(recipe: str, conf: str, log_dir: Path, overrides, *flags) -> list[str]:
+    return [recipe, "--conf_file", conf, "--log_dir", str(log_dir), "--accelerator", "cpu", "--devices", "2",
             "--scores_file", str(log_dir / "scores.txt"), *flags, "--set", *overrides]
+
+
+def launch(launcher: str, *runs: list[str]) -> None:
+    """Run `ddp_worker.py` with 2 CPU processes, started by Lightning ('lightning') or by torchrun, which can
+    run several recipes (`worker_args`) one after the other."""
+    args = [WORKER, *runs[0]]
+    for more in runs[1:]:
+        args += ["--then", *more]
     if launcher == "torchrun":
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
     else:
@@ -58,7 +67,6 @@ def launch(launcher: str, recipe: str, conf: str, log_dir: Path, overrides, *fla
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
-    return log_dir
 
 
 def records(log_dir: Path, stage: str) -> list[dict]:
@@ -80,21 +88,33 @@ def split_by_set(file_ids: list[str]) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def sed_run(tmp_path_factory, overrides):
-    return launch("lightning", "sed", SED_CONF, tmp_path_factory.mktemp("sed_ddp"), overrides)
+    log_dir = tmp_path_factory.mktemp("sed_ddp")
+    launch("lightning", worker_args("sed", SED_CONF, log_dir, overrides))
+    return log_dir
 
 
 @pytest.fixture(scope="module")
-def sed_resumed(tmp_path_factory, overrides, sed_run):
-    return launch("torchrun", "sed", SED_CONF, tmp_path_factory.mktemp("sed_ddp_resumed"),
-                  [*overrides, "training.n_epochs=2"], "--resume_from_checkpoint", str(sed_run / "last.ckpt"))
+def torchrun_runs(tmp_path_factory, overrides, sed_run):
+    """Through one torchrun: the baseline run resumed for a second epoch, then an IRCT run (dataset scaler)."""
+    resumed, irct = tmp_path_factory.mktemp("sed_ddp_resumed"), tmp_path_factory.mktemp("irct_ddp")
+    launch("torchrun",
+           worker_args("sed", SED_CONF, resumed, [*overrides, "training.n_epochs=2"],
+                       "--resume_from_checkpoint", str(sed_run / "last.ckpt")),
+           worker_args("irct", IRCT_CONF, irct,
+                       [*overrides, *DEMO_FEATURES, "irct.aug_set=tau2", "run_name=irct_ddp",
+                        "scaler.statistic=dataset", "scaler.normtype=standard",
+                        f"scaler.savepath={irct / 'scaler.ckpt'}"]))
+    return {"sed_resumed": resumed, "irct": irct}
 
 
 @pytest.fixture(scope="module")
-def irct_run(tmp_path_factory, overrides):
-    log_dir = tmp_path_factory.mktemp("irct_ddp")
-    return launch("torchrun", "irct", IRCT_CONF, log_dir,
-                  [*overrides, "irct.aug_set=tau2", "run_name=irct_ddp", "scaler.statistic=dataset", "scaler.normtype=standard",
-                   f"scaler.savepath={log_dir / 'scaler.ckpt'}"])
+def sed_resumed(torchrun_runs):
+    return torchrun_runs["sed_resumed"]
+
+
+@pytest.fixture(scope="module")
+def irct_run(torchrun_runs):
+    return torchrun_runs["irct"]
 
 
 def check_epoch_shards(ranks: list[dict], epoch: str, ddp_mini: Path) -> None:
