@@ -16,6 +16,7 @@ import argparse
 import copy
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -29,6 +30,9 @@ import pandas as pd
 from desed_task.data.classes import DESED_CLASSES
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import background, synthesize_event
+from desed_task.utils.errors import BadInput
+
+log = logging.getLogger(__name__)
 
 CLIP_LEN = 10.0
 CLASS_SHARES = {
@@ -237,22 +241,47 @@ def ensure_mini_dataset(out_dir, seed: int = 0, workers: int | None = None, **si
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not complete():
             marker.unlink(missing_ok=True)
+            log.info("generating the mini DESED dataset into %s (the demo's sizes: about 660 MB, 20 s to a few "
+                     "minutes)", root)
+            started = time.perf_counter()
             generate_mini_desed(root, seed, workers=workers, **sizes)
+            log.info("mini DESED generated in %.0f s", time.perf_counter() - started)
             tmp = root / f".{MARKER}.{os.getpid()}.tmp"
             tmp.write_text(json.dumps(wanted))
             os.replace(tmp, marker)
     return mini_config_paths(root)
 
 
-def apply_mini_config(config: dict) -> dict:
+def apply_mini_config(config: dict, file_config: dict | None = None) -> dict:
     """When `data.mini` is set ({seed, out_dir, n_synth, ...}), generate the mini dataset if needed and
-    return a copy of `config` whose data paths point into it; otherwise return `config` unchanged."""
+    return a copy of `config` whose data paths point into it; otherwise return `config` unchanged.
+
+    The mini dataset never mixes with other data: a data path that is set (not null, and not already the
+    mini dataset's) is an error naming the keys. One exception: when `data.mini` was given on the command
+    line (`file_config`, the config file before overrides, does not set it), the paths the config file
+    itself holds are replaced, with a warning."""
     mini = config.get("data", {}).get("mini")
     if not mini:
         return config
     options = dict(mini)
     out_dir = options.pop("out_dir", "data/mini_desed")
     seed = options.pop("seed", 0)
+    data = config["data"]
+    mini_paths = mini_config_paths(out_dir)
+    given = {key: data[key] for key in mini_paths if data.get(key) not in (None, "") and data[key] != mini_paths[key]}
+    file_data = (file_config or {}).get("data") or {}
+    replaceable = {} if file_config is None or file_data.get("mini") else {
+        key: value for key, value in given.items() if file_data.get(key) == value}
+    conflicting = {key: value for key, value in given.items() if key not in replaceable}
+    if conflicting:
+        listed = ", ".join(f"data.{key}={value}" for key, value in conflicting.items())
+        raise BadInput(
+            f"data.mini is set, so the mini dataset would replace these data paths: {listed}. To train on "
+            "your own data, set data.mini=null (and give every data path); to use the mini dataset, leave "
+            "these keys null.")
+    if replaceable:
+        log.warning("data.mini given on the command line: the mini dataset in %s replaces the config file's "
+                    "%d data paths (%s)", out_dir, len(replaceable), ", ".join(f"data.{key}" for key in replaceable))
     config = copy.deepcopy(config)
     config["data"].update(ensure_mini_dataset(out_dir, seed, **options))
     return config

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from desed_task.utils.errors import CheckpointKeyMismatch
+
 
 def _legacy_cnn_key(key: str, expected: set[str]) -> str:
     """Map ``cnn.<layer>`` to ``cnn.cnn.<layer>`` where only the latter exists in the model.
@@ -26,20 +28,20 @@ def load_state_dict_by_name(
     """Load the entries of ``state_dict`` whose names start with ``prefix`` (stripped) into ``model``.
 
     ``state_dict`` may also be a Lightning checkpoint dict (its ``"state_dict"`` entry is used). With
-    ``strict`` a ``KeyError`` lists every missing and unexpected name; shapes must match in any case.
+    ``strict`` a ``CheckpointKeyMismatch`` (a ``KeyError``) lists every missing and unexpected name; shapes must match in any case.
     Returns torch's ``(missing_keys, unexpected_keys)`` result.
     """
     if "state_dict" in state_dict and isinstance(state_dict["state_dict"], Mapping):
         state_dict = state_dict["state_dict"]
     selected = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
     if not selected:
-        raise KeyError(f"no entry of the state dict starts with {prefix!r}")
+        raise CheckpointKeyMismatch(f"no entry of the state dict starts with {prefix!r}")
     expected = set(model.state_dict())
     selected = {_legacy_cnn_key(key, expected): value for key, value in selected.items()}
     missing = sorted(expected - set(selected))
     unexpected = sorted(set(selected) - expected)
     if strict and (missing or unexpected):
-        raise KeyError(
+        raise CheckpointKeyMismatch(
             f"state dict (prefix {prefix!r}) does not match {type(model).__name__}: "
             f"missing keys {missing}, unexpected keys {unexpected}"
         )

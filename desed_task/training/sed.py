@@ -50,6 +50,7 @@ from desed_task.features.scaler import TorchScaler
 from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.crnn import CRNN
 from desed_task.training.schedulers import ExponentialWarmup, exponential_rampup
+from desed_task.utils.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,28 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+def capture_rng_states() -> dict:
+    """The global random states (torch CPU and CUDA, numpy, random) that dropout and data crops draw from."""
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                   "has_gauss": int(has_gauss), "cached_gauss": float(cached_gauss)}  # loadable with weights_only
+    states = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    """Inverse of `capture_rng_states` (the CUDA states only where CUDA is available)."""
+    torch.set_rng_state(states["torch"])
+    numpy_state = states["numpy"]
+    np.random.set_state((numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
+                         numpy_state["has_gauss"], numpy_state["cached_gauss"]))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
 def psds_thresholds(n_thresholds: int) -> np.ndarray:
     """The baseline's PSDS operating points: 1/(2n), 3/(2n), ..., (2n-1)/(2n)."""
     return np.arange(1 / (n_thresholds * 2), 1, 1 / n_thresholds)
@@ -116,7 +139,7 @@ def batch_masks(batch_sizes: Sequence[int], device=None) -> tuple[Tensor, Tensor
     """(strong, weak, unlabeled) boolean masks of a `[strong sets... | weak | unlabeled]` batch layout."""
     sizes = list(batch_sizes)
     if len(sizes) < 3:
-        raise ValueError(f"batch sizes {sizes} must be [strong set(s)..., weak, unlabeled]")
+        raise BadInput(f"batch sizes {sizes} must be [strong set(s)..., weak, unlabeled]")
     total, n_strong = sum(sizes), sum(sizes[:-2])
     index = torch.arange(total, device=device)
     strong = index < n_strong
@@ -175,9 +198,9 @@ class SEDTask(pl.LightningModule):
         elif training["self_sup_loss"] == "bce":
             self.selfsup_loss = nn.BCELoss()
         else:
-            raise ValueError(f"training.self_sup_loss must be mse or bce, got {training['self_sup_loss']!r}")
+            raise BadInput(f"training.self_sup_loss must be mse or bce, got {training['self_sup_loss']!r}")
         if training.get("mixup") not in (None, "soft", "hard"):
-            raise ValueError(f"training.mixup must be soft, hard or null, got {training['mixup']!r}")
+            raise BadInput(f"training.mixup must be soft, hard or null, got {training['mixup']!r}")
         # Random draws of a training step come in two kinds (see `augment`): the batch generator decides
         # for the whole (global) batch and is seeded alike on every DDP rank, so the ranks agree; the
         # mixup generator draws for this rank's own clips and is seeded with seed + global rank.
@@ -187,6 +210,8 @@ class SEDTask(pl.LightningModule):
         self._train_sampler: MultiSetBatchSampler | None = None
         self._outputs: dict[str, list] = {}
         self._synth_val_reference: tuple[pd.DataFrame, dict] | None = None
+        self._train_loader_generator = torch.Generator()
+        self._resumed_rng_states: dict | None = None
         self.test_results: dict[str, float] = {}
 
     @property
@@ -398,6 +423,15 @@ class SEDTask(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         if self._train_sampler is not None:
             self._train_sampler.set_epoch(self.current_epoch)
+        self._train_loader_generator.manual_seed(self._epoch_seed(self.current_epoch))
+        if self._resumed_rng_states is not None:
+            restore_rng_states(self._resumed_rng_states)
+            self._resumed_rng_states = None
+
+    def _epoch_seed(self, epoch: int) -> int:
+        """Seed of the training loader's workers in `epoch` on this rank: a function of (seed, rank, epoch)
+        only, so a resumed run starts its workers exactly as the uninterrupted run did."""
+        return (self.seed * 1_000_003 + self.global_rank * 10_007 + epoch) % 2**63
 
     def on_validation_epoch_start(self) -> None:
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -408,36 +442,39 @@ class SEDTask(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["batch_generator_state"] = self.batch_generator.get_state()
-        checkpoint["mixup_generator_states"] = self.gather_rank_states(self.mixup_generator)
+        checkpoint["mixup_generator_states"] = self.gather_rank_states(self.mixup_generator.get_state())
+        checkpoint["rng_states"] = self.gather_rank_states(capture_rng_states())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "batch_generator_state" in checkpoint:
             self.batch_generator.set_state(checkpoint["batch_generator_state"])
-        self.restore_rank_state(self.mixup_generator, checkpoint.get("mixup_generator_states"), "mixup generator")
+        mixup_state = self.rank_state(checkpoint.get("mixup_generator_states"), "mixup generator")
+        if mixup_state is not None:
+            self.mixup_generator.set_state(mixup_state)
+        self._resumed_rng_states = self.rank_state(checkpoint.get("rng_states"), "global random generators")
 
     @staticmethod
-    def gather_rank_states(generator: torch.Generator) -> list[Tensor]:
-        """The state of a per-rank `generator` on every DDP rank (list index = global rank), for checkpoints.
+    def gather_rank_states(state):
+        """`state` (of a per-rank random generator) from every DDP rank, as a list indexed by global rank.
 
         Called on every rank: Lightning builds the checkpoint dict on all ranks, rank 0 writes it.
         """
-        state = generator.get_state()
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             states = [None] * dist.get_world_size()
             dist.all_gather_object(states, state)
             return states
         return [state]
 
-    def restore_rank_state(self, generator: torch.Generator, states: list[Tensor] | None, name: str) -> None:
-        """Continue this rank's stream of `gather_rank_states`; a run resumed on another number of
-        processes cannot, and keeps the fresh seed + rank streams (with a warning)."""
+    def rank_state(self, states: list | None, name: str):
+        """This rank's entry of `gather_rank_states`, or None (fresh seeds kept) when the checkpoint has none
+        or was written by another number of processes (with a warning)."""
         if not states:
-            return
+            return None
         if len(states) != self.trainer.world_size:
-            log.warning("checkpoint of %d processes resumed on %d: the %s restarts from its seed",
-                        len(states), self.trainer.world_size, name)
-            return
-        generator.set_state(states[self.global_rank])
+            log.warning("%s: checkpoint of %d processes resumed on %d; restarted from the seed",
+                        name, len(states), self.trainer.world_size)
+            return None
+        return states[self.global_rank]
 
     # ------------------------------------------------------------------ data loaders
     def _loader_kwargs(self) -> dict:
@@ -447,9 +484,11 @@ class SEDTask(pl.LightningModule):
                 "persistent_workers": workers > 0}
 
     def train_dataloader(self):
+        """Training loader; its workers restart every epoch, seeded by `_epoch_seed` (exact resume)."""
         if self._train_sampler is None:
             raise RuntimeError("no training data (train_data) was given to SEDTask")
-        return DataLoader(self.train_data, batch_sampler=self._train_sampler, **self._loader_kwargs())
+        kwargs = {**self._loader_kwargs(), "generator": self._train_loader_generator, "persistent_workers": False}
+        return DataLoader(self.train_data, batch_sampler=self._train_sampler, **kwargs)
 
     def _eval_loader(self, dataset: Dataset) -> DataLoader:
         sampler = None
@@ -557,7 +596,7 @@ class SEDTask(pl.LightningModule):
                     intersection_f1_macro(frame, ground_truth, durations)[0] for frame in detections.values()]))
         synth_type = training.get("obj_metric_synth_type") or "intersection"
         if synth_type != "intersection":
-            raise ValueError(f"training.obj_metric_synth_type {synth_type!r} is not supported (use intersection)")
+            raise BadInput(f"training.obj_metric_synth_type {synth_type!r} is not supported (use intersection)")
         results["val/obj_metric"] = (results["val/weak/student/macro_F1"]
                                      + results.get("val/synth/student/intersection_f1_macro", 0.0))
         return results
