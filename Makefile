@@ -20,7 +20,7 @@ test: install
 demo: install
 	@start=$$(date +%s); \
 	$(PY) recipes/dcase2022_task4_baseline/train_sed.py --conf_file confs/dcase2022_task4_baseline/demo.yaml --log_dir exp/demo --gpus 0 || exit $$?; \
-	$(PY) -m desed_task.utils.run_summary exp/demo/test_metrics.json --seconds $$(( $$(date +%s) - start )) --prefix "make demo (dataset generation included):"
+	$(PY) -m desed_task.utils.run_summary exp/demo --seconds $$(( $$(date +%s) - start )) --prefix "make demo (dataset generation included):"
 
 bench: install
 	$(PY) benchmarks/train_throughput.py

@@ -4,8 +4,9 @@ Each figure below is a regular expression that finds the stated number(s) in REA
 function that re-computes them with the code of this checkout, formatted as the README writes them:
 - `parameters`: CRNN parameter counts of `demo.yaml` and `default.yaml`;
 - `anchors`: the evaluation CLI on the official baseline's real detections (`../shared/anchors/desed`);
-- `demo`: the `make demo` table and results row, from a demo run's `test_metrics.json` (the saved config
-  must be `demo.yaml`'s). Without `--demo_log_dir` the demo is run into a temporary folder (minutes).
+- `demo`: the `make demo` table and results row, from a demo run's `test_metrics.json` (the newest in the
+  log directory or its `version_N` folders; the saved config must be `demo.yaml`'s). Without
+  `--demo_log_dir` the demo is run into a temporary folder (minutes).
 Machine-dependent figures (wall times, throughput, speed) are not checked; see the README.
 
     python benchmarks/readme_figures.py --demo_log_dir exp/demo          # check (exit status 1 on drift)
@@ -27,6 +28,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from desed_task.utils.run_summary import latest_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONF = REPO / "confs/dcase2022_task4_baseline/demo.yaml"
@@ -109,10 +112,8 @@ class Sources:
                            str(DEMO_CONF), "--log_dir", str(log_dir), "--gpus", "0"]
                 print("running the demo:", " ".join(command), file=sys.stderr)
                 subprocess.run(command, cwd=REPO, check=True)
-            check_demo_config(log_dir)
-            path = log_dir / "test_metrics.json"
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no test metrics (is {log_dir} the log directory of a demo run?)")
+            path = latest_metrics(log_dir)  # exp/demo, or its newest version_N after repeated demos
+            check_demo_config(path.parent)
             return json.loads(path.read_text())
         return self._once("demo", metrics)
 
