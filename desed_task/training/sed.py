@@ -448,7 +448,8 @@ class SEDTask(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "batch_generator_state" in checkpoint:
             self.batch_generator.set_state(checkpoint["batch_generator_state"])
-        mixup_state = self.rank_state(checkpoint.get("mixup_generator_states"), "mixup generator")
+        mixup_state = self.rank_state(checkpoint.get("mixup_generator_states", checkpoint.get("mixup_generator_state")),
+                                      "mixup generator")
         if mixup_state is not None:
             self.mixup_generator.set_state(mixup_state)
         self._resumed_rng_states = self.rank_state(checkpoint.get("rng_states"), "global random generators")
@@ -468,8 +469,10 @@ class SEDTask(pl.LightningModule):
     def rank_state(self, states: list | None, name: str):
         """This rank's entry of `gather_rank_states`, or None (fresh seeds kept) when the checkpoint has none
         or was written by another number of processes (with a warning)."""
-        if not states:
+        if states is None or len(states) == 0:
             return None
+        if not isinstance(states, list):  # one process's state, as single-process checkpoints stored it
+            states = [states]
         if len(states) != self.trainer.world_size:
             log.warning("%s: checkpoint of %d processes resumed on %d; restarted from the seed",
                         name, len(states), self.trainer.world_size)

@@ -195,6 +195,7 @@ def test_sed_ddp_metrics_equal_single_process_scoring(sed_run, overrides, tmp_pa
     assert json.dumps(single, sort_keys=True) == json.dumps(ddp, sort_keys=True)  # exact, NaN-aware
 
 
+@pytest.mark.slow  # with the IRCT test: one more 2-process launch (~60 CPU-seconds); run by .ci/run
 def test_sed_ddp_resume_continues_on_both_ranks(sed_run, sed_resumed, ddp_mini):
     checkpoint = torch.load(sed_run / "last.ckpt", map_location="cpu", weights_only=False)
     steps = checkpoint["global_step"]
@@ -217,6 +218,7 @@ def test_sed_ddp_resume_continues_on_both_ranks(sed_run, sed_resumed, ddp_mini):
     assert {rank for rank, _, _ in writes(sed_resumed)} == {"0"}
 
 
+@pytest.mark.slow  # shares the torchrun launch of the resume test; run by .ci/run
 def test_irct_ddp_views_shards_and_metrics(irct_run, ddp_mini):
     fit, test = records(irct_run, "fit"), records(irct_run, "test")
     check_epoch_shards(fit, "0", ddp_mini)
