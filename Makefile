@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench clean demo-cpjku
 
 $(STAMP): setup.py requirements.txt
 	python3 -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: install
 	@start=$$(date +%s); \
 	$(PY) recipes/dcase2022_task4_baseline/train_sed.py --conf_file confs/dcase2022_task4_baseline/demo.yaml --log_dir exp/demo --gpus 0 || exit $$?; \
 	$(PY) -m desed_task.utils.run_summary exp/demo --seconds $$(( $$(date +%s) - start )) --prefix "make demo (dataset generation included):"
+
+# CP-JKU DCASE23 Task 1 on the generated mini TAU22: distillation training, then a short QAT (int8).
+demo-cpjku: install
+	$(PY) recipes/cpjku_dcase23/run_training.py --conf_file confs/cpjku_dcase23/demo.yaml --log_dir exp/demo_cpjku/training --gpus 0
+	$(PY) recipes/cpjku_dcase23/run_qat.py --conf_file confs/cpjku_dcase23/demo_qat.yaml --checkpoint exp/demo_cpjku/training/checkpoints/last.ckpt --log_dir exp/demo_cpjku/qat --gpus 0
 
 bench: install
 	$(PY) benchmarks/train_throughput.py

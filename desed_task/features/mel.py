@@ -47,10 +47,45 @@ def mel_filterbank(
     return torch.clamp(torch.minimum(rising, falling), min=0.0).to(dtype)
 
 
-def linear_spectrogram(
-    waveform: torch.Tensor, n_fft: int, win_length: int, hop_length: int, window: torch.Tensor
+def hz_to_mel_kaldi(freq: torch.Tensor) -> torch.Tensor:
+    return 1127.0 * torch.log(1.0 + freq / 700.0)
+
+
+def kaldi_mel_filterbank(
+    n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int, dtype=torch.float64
 ) -> torch.Tensor:
-    """Magnitude STFT (..., n_fft // 2 + 1, frames), centred with reflect padding, unnormalised."""
+    """Kaldi's triangular mel filters (n_freqs, n_mels), as ``torchaudio.compliance.kaldi.get_mel_banks``.
+
+    Triangles are built on the mel axis ``1127 ln(1 + f / 700)`` (peak 1, not area-normalised) with
+    ``n_mels + 2`` equally spaced edges in [mel(f_min), mel(f_max)]; FFT bin ``k`` sits at
+    ``k * sr / n_fft``. As in the CP-JKU frontend, the Nyquist bin (the last row) gets weight 0.
+    """
+    n_fft = 2 * (n_freqs - 1)
+    bin_mels = hz_to_mel_kaldi(torch.arange(n_freqs - 1, dtype=torch.float64) * sample_rate / n_fft)
+    mel_low = float(hz_to_mel_kaldi(torch.tensor(float(f_min), dtype=torch.float64)))
+    mel_high = float(hz_to_mel_kaldi(torch.tensor(float(f_max), dtype=torch.float64)))
+    delta = (mel_high - mel_low) / (n_mels + 1)
+    left = mel_low + torch.arange(n_mels, dtype=torch.float64) * delta
+    center, right = left + delta, left + 2 * delta
+    rising = (bin_mels.unsqueeze(1) - left) / (center - left)
+    falling = (right - bin_mels.unsqueeze(1)) / (right - center)
+    filters = torch.clamp(torch.minimum(rising, falling), min=0.0)
+    return torch.cat([filters, torch.zeros(1, n_mels, dtype=torch.float64)]).to(dtype)
+
+
+MEL_SCALES = {"htk": mel_filterbank, "kaldi": kaldi_mel_filterbank}
+WINDOWS = {"hamming": torch.hamming_window, "hann": torch.hann_window}
+
+
+def preemphasis(waveform: torch.Tensor, coefficient: float) -> torch.Tensor:
+    """``y[n] = x[n + 1] - coefficient * x[n]`` (no padding: one sample shorter), as CP-JKU's conv1d."""
+    return waveform[..., 1:] - coefficient * waveform[..., :-1]
+
+
+def linear_spectrogram(
+    waveform: torch.Tensor, n_fft: int, win_length: int, hop_length: int, window: torch.Tensor, power: float = 1.0
+) -> torch.Tensor:
+    """Magnitude (``power`` 1) or power (2) STFT (..., n_fft // 2 + 1, frames), centred with reflect padding."""
     shape = waveform.shape
     spec = torch.stft(
         waveform.reshape(-1, shape[-1]),
@@ -64,7 +99,9 @@ def linear_spectrogram(
         onesided=True,
         return_complex=True,
     )
-    return spec.abs().reshape(*shape[:-1], *spec.shape[-2:])
+    spec = spec.abs() if power == 1.0 else spec.real.square() + spec.imag.square() if power == 2.0 \
+        else spec.abs().pow(power)
+    return spec.reshape(*shape[:-1], *spec.shape[-2:])
 
 
 def amplitude_to_db(mels: torch.Tensor, amin: float = AMIN, db_range=DB_RANGE) -> torch.Tensor:
@@ -76,6 +113,9 @@ class MelFrontend(nn.Module):
     """(batch, samples) waveform -> (batch, n_mels, frames) clamped dB log-mel.
 
     With ``center=True`` there are ``samples // hop_length + 1`` frames (626 for 10 s at 16 kHz).
+    The defaults are the DCASE baseline's; presets of other papers choose the symmetric ``window``
+    (hamming | hann), ``power`` (1 magnitude, 2 power), ``mel_scale`` (htk | kaldi) and ``preemphasis``
+    (None or its coefficient) and their own log/normalisation in ``forward`` (see ``CPJKUFrontend``).
     """
 
     def __init__(
@@ -87,25 +127,37 @@ class MelFrontend(nn.Module):
         f_min: float = 0.0,
         f_max: float = 8000.0,
         n_mels: int = 128,
+        window: str = "hamming",
+        power: float = 1.0,
+        mel_scale: str = "htk",
+        preemphasis: float | None = None,
     ):
         super().__init__()
+        if window not in WINDOWS or mel_scale not in MEL_SCALES:
+            raise ValueError(f"window must be one of {list(WINDOWS)} and mel_scale one of {list(MEL_SCALES)}, "
+                             f"got {window!r}, {mel_scale!r}")
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
         self.hop_length = hop_length
         self.n_mels = n_mels
+        self.f_min = f_min
+        self.f_max = f_max
+        self.power = power
+        self.mel_scale = mel_scale
+        self.preemphasis = preemphasis
         # Derived constants: float64 (cast to the input dtype at use, so float64 inputs keep full
         # precision) and non-persistent (they follow from the arguments, checkpoints need not hold them).
         self.register_buffer(
             "window",
-            torch.hamming_window(win_length, periodic=False, dtype=torch.float64),
+            WINDOWS[window](win_length, periodic=False, dtype=torch.float64),
             persistent=False,
         )
-        self.register_buffer(
-            "filterbank",
-            mel_filterbank(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate),
-            persistent=False,
-        )
+        self.register_buffer("filterbank", self.make_filterbank(f_min, f_max), persistent=False)
+
+    def make_filterbank(self, f_min: float, f_max: float) -> torch.Tensor:
+        """The (n_fft // 2 + 1, n_mels) float64 filters of this frontend's mel scale for a frequency range."""
+        return MEL_SCALES[self.mel_scale](self.n_fft // 2 + 1, f_min, f_max, self.n_mels, self.sample_rate)
 
     @classmethod
     def from_config(cls, feats: Mapping) -> "MelFrontend":
@@ -120,10 +172,16 @@ class MelFrontend(nn.Module):
             n_mels=feats["n_mels"],
         )
 
-    def mel_amplitude(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Mel-filtered magnitude spectrogram (..., n_mels, frames), before the dB conversion."""
-        spec = linear_spectrogram(waveform, self.n_fft, self.win_length, self.hop_length, self.window)
-        return torch.matmul(spec.transpose(-1, -2), self.filterbank.to(spec)).transpose(-1, -2)
+    def mel_amplitude(self, waveform: torch.Tensor, filterbank: torch.Tensor | None = None) -> torch.Tensor:
+        """Mel-filtered magnitude (or power) spectrogram (..., n_mels, frames), before any log.
+
+        Pre-emphasis first when configured; ``filterbank`` replaces the stored one (e.g. a redrawn f_max).
+        """
+        if self.preemphasis is not None:
+            waveform = preemphasis(waveform, self.preemphasis)
+        spec = linear_spectrogram(waveform, self.n_fft, self.win_length, self.hop_length, self.window, self.power)
+        filterbank = self.filterbank if filterbank is None else filterbank
+        return torch.matmul(spec.transpose(-1, -2), filterbank.to(spec)).transpose(-1, -2)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return amplitude_to_db(self.mel_amplitude(waveform))

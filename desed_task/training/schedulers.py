@@ -44,3 +44,24 @@ class ExponentialWarmup(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [self.max_lr * self.scaling_factor() for _ in self.optimizer.param_groups]
+
+
+def warmup_linear_decay_factor(epoch: int, warm_up_len: int, ramp_down_start: int, ramp_down_len: int,
+                               last_lr_value: float) -> float:
+    """Learning-rate factor of the CP-JKU/PaSST recipes, stepped per epoch (use with ``LambdaLR``).
+
+    Exponential warm-up ``exp(-5 (1 - clip(epoch, 0.5, warm_up_len) / warm_up_len)^2)`` for
+    ``epoch < warm_up_len`` (the lower clip at 0.5 is the official one), times a linear decay from 1 at
+    ``ramp_down_start`` to ``last_lr_value`` over ``ramp_down_len`` epochs, ``last_lr_value`` afterwards.
+    """
+    rampup = 1.0
+    if warm_up_len > 0 and epoch < warm_up_len:
+        phase = 1.0 - min(max(epoch, 0.5), warm_up_len) / warm_up_len
+        rampup = math.exp(-5.0 * phase * phase)
+    if epoch <= ramp_down_start:
+        rampdown = 1.0
+    elif epoch - ramp_down_start < ramp_down_len:
+        rampdown = last_lr_value + (1.0 - last_lr_value) * (ramp_down_len - epoch + ramp_down_start) / ramp_down_len
+    else:
+        rampdown = last_lr_value
+    return rampup * rampdown

@@ -212,6 +212,7 @@ class SEDTask(pl.LightningModule):
         self._synth_val_reference: tuple[pd.DataFrame, dict] | None = None
         self._train_loader_generator = torch.Generator()
         self._resumed_rng_states: dict | None = None
+        self._first_epoch = 0  # the first epoch this run trains (after the checkpoint's when resuming)
         self.test_results: dict[str, float] = {}
 
     @property
@@ -453,6 +454,7 @@ class SEDTask(pl.LightningModule):
         if mixup_state is not None:
             self.mixup_generator.set_state(mixup_state)
         self._resumed_rng_states = self.rank_state(checkpoint.get("rng_states"), "global random generators")
+        self._first_epoch = int(checkpoint.get("epoch", -1)) + 1  # our checkpoints are saved at epoch ends
 
     @staticmethod
     def gather_rank_states(state):
@@ -487,9 +489,17 @@ class SEDTask(pl.LightningModule):
                 "persistent_workers": workers > 0}
 
     def train_dataloader(self):
-        """Training loader; its workers restart every epoch, seeded by `_epoch_seed` (exact resume)."""
+        """Training loader; its workers restart every epoch, seeded by `_epoch_seed` (exact resume).
+
+        Lightning creates the first epoch's iterator (and multi-process loaders draw their first indices)
+        before `on_train_epoch_start`, and, when resuming, before its epoch counter reaches the resumed
+        epoch; so the sampler epoch and the worker seeds of that first epoch (0, or the one after the
+        checkpoint's) are set here; later epochs get them in `on_train_epoch_start`.
+        """
         if self._train_sampler is None:
             raise RuntimeError("no training data (train_data) was given to SEDTask")
+        self._train_sampler.set_epoch(self._first_epoch)
+        self._train_loader_generator.manual_seed(self._epoch_seed(self._first_epoch))
         kwargs = {**self._loader_kwargs(), "generator": self._train_loader_generator, "persistent_workers": False}
         return DataLoader(self.train_data, batch_sampler=self._train_sampler, **kwargs)
 
