@@ -18,7 +18,9 @@ test: install
 	$(PY) -m pytest -q tests
 
 demo: install
-	$(PY) recipes/dcase2022_task4_baseline/train_sed.py --conf_file confs/dcase2022_task4_baseline/demo.yaml --log_dir exp/demo --gpus 0
+	@start=$$(date +%s); \
+	$(PY) recipes/dcase2022_task4_baseline/train_sed.py --conf_file confs/dcase2022_task4_baseline/demo.yaml --log_dir exp/demo --gpus 0 || exit $$?; \
+	$(PY) -m desed_task.utils.run_summary exp/demo --seconds $$(( $$(date +%s) - start )) --prefix "make demo (dataset generation included):"
 
 # CP-JKU DCASE23 Task 1 on the generated mini TAU22: distillation training, then a short QAT (int8).
 demo-cpjku: install

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
+from desed_task.utils.environment import write_environment
+
 log = logging.getLogger(__name__)
 
 
@@ -19,6 +21,9 @@ class _Tracker:
         try:
             from codecarbon import OfflineEmissionsTracker
 
+            # codecarbon logs at INFO/WARNING level (tracker init, "multiple instances allowed") before it
+            # applies `log_level`, at every start: only its errors are of interest here.
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
             folder.mkdir(parents=True, exist_ok=True)
             self.tracker = OfflineEmissionsTracker(
                 project_name=project_name,
@@ -110,3 +115,19 @@ class CodeCarbonCallback(pl.Callback):
     def on_test_end(self, trainer, pl_module):
         self._finish(trainer, self._test, "eval/tot_energy_kWh" if self.evaluation else "test/tot_energy_kWh")
         self._test = None
+
+
+class EnvironmentRecord(pl.Callback):
+    """Writes `<log_dir>/environment.json` (threads, processes, library versions, git commit) on global rank 0.
+
+    Written at setup, after the DDP processes started and set their thread counts, once per stage
+    (fit, then test) so a test-only run records its own environment.
+    """
+
+    def __init__(self, log_dir: str | Path):
+        self.log_dir = Path(log_dir)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.is_global_zero:
+            write_environment(self.log_dir / "environment.json", world_size=trainer.world_size,
+                              accelerator=type(trainer.accelerator).__name__)

@@ -81,7 +81,7 @@ class IRCTBatch(TrainBatch):
 
 class IRCTTask(SEDTask):
     """`SEDTask` with IRCT's three-view batches and invariance loss (hooks: augment, student_forward,
-    compute_extra_loss; plus the state of its own random generator in setup and checkpoints)."""
+    compute_extra_loss; plus the state of its own random generators in setup and checkpoints)."""
 
     def __init__(self, config: dict, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
@@ -89,6 +89,9 @@ class IRCTTask(SEDTask):
         if self.irct["placement"] not in self.sed_student.placements:
             raise BadInput(f"irct.placement must be one of {self.sed_student.placements}, "
                              f"got {self.irct['placement']!r}")
+        # As SEDTask's generators: batch-level draws (number of mixed clips, augmentations, supervised view)
+        # are equal on every DDP rank; per-clip draws (mixing partners, mask positions) are the rank's own.
+        self.irct_batch_generator = torch.Generator().manual_seed(int(self.irct["seed"]))
         self.irct_generator = torch.Generator().manual_seed(int(self.irct["seed"]))
 
     def augment(self, batch: TrainBatch, mel_amplitude: Tensor) -> IRCTBatch:
@@ -97,10 +100,11 @@ class IRCTTask(SEDTask):
             batch.audio, batch.labels, self.train_batch_sizes, self.mel, self.irct["aug_set"],
             generator=self.irct_generator, mix_extra=[int(n) for n in self.irct["mix_extra"]],
             net_pooling=int(self.config["data"]["net_subsample"]), original_features=amplitude_to_db(mel_amplitude),
+            batch_generator=self.irct_batch_generator,
         )
         view = self.irct["supervised_view"]
         if view == "random":
-            view = choose_supervised_view(self.irct_generator)
+            view = choose_supervised_view(self.irct_batch_generator)
         labels = views.labels[view]
         common = {f.name: getattr(batch, f.name) for f in fields(TrainBatch)}
         common.update(features=views.features[view], labels=labels, weak_labels=labels[batch.weak_mask].amax(-1))
@@ -131,13 +135,18 @@ class IRCTTask(SEDTask):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        self.irct_batch_generator.manual_seed(int(self.irct["seed"]))
         self.irct_generator.manual_seed(int(self.irct["seed"]) + self.global_rank)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["irct_generator_state"] = self.irct_generator.get_state()
+        checkpoint["irct_batch_generator_state"] = self.irct_batch_generator.get_state()
+        checkpoint["irct_generator_states"] = self.gather_rank_states(self.irct_generator.get_state())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
-        if "irct_generator_state" in checkpoint:
-            self.irct_generator.set_state(checkpoint["irct_generator_state"])
+        if "irct_batch_generator_state" in checkpoint:
+            self.irct_batch_generator.set_state(checkpoint["irct_batch_generator_state"])
+        irct_state = self.rank_state(checkpoint.get("irct_generator_states"), "IRCT generator")
+        if irct_state is not None:
+            self.irct_generator.set_state(irct_state)

@@ -19,7 +19,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from desed_task.data.build import build_eval_dataset, build_sed_datasets, build_test_dataset
 from desed_task.data.mini import apply_mini_config
-from desed_task.training.callbacks import CodeCarbonCallback
+from desed_task.training.callbacks import CodeCarbonCallback, EnvironmentRecord
 from desed_task.training.sed import MODELS, SEDTask, build_encoder, load_sed_checkpoint
 from desed_task.utils.config import get_nested, load_config, save_config
 from desed_task.utils.errors import BadInput, InputError, MissingInput
@@ -54,6 +54,13 @@ def build_parser(description: str = "Train and test a mean-teacher SED system (D
                         help="only write score files of this .ckpt on the unlabeled data.eval_folder")
     parser.add_argument("--gpus", default="1",
                         help="0: CPU; N: N GPUs; '0,1' or '1,': these GPU indices (more than one GPU: DDP)")
+    parser.add_argument("--accelerator", choices=("cpu", "gpu"), default=None,
+                        help="with --devices, replaces --gpus: e.g. '--accelerator cpu --devices 2' trains with 2 CPU "
+                             "processes (DDP, gloo backend)")
+    parser.add_argument("--devices", default=None,
+                        help="processes per node with --accelerator: N, or GPU indices '0,1' (default 1)")
+    parser.add_argument("--num_nodes", type=int, default=1,
+                        help="machines of a multi-node run (SLURM or torchrun); --gpus/--devices count per node")
     parser.add_argument("--fast_dev_run", action="store_true",
                         help="smoke run: 3 epochs of 2 batches each for train, validation and test")
     parser.add_argument("--strong_real", action="store_true",
@@ -71,19 +78,36 @@ def resolve_config(conf_file: str, overrides: Sequence[str] = ()) -> dict:
     return apply_mini_config(load_config(conf_file, overrides), file_config=load_config(conf_file))
 
 
-def trainer_devices(gpus: str | int) -> dict:
-    """`--gpus` -> Trainer accelerator/devices/strategy. '0' is CPU; 'N' is N GPUs; 'i,j' are GPU indices."""
-    text = str(gpus).strip()
+def trainer_devices(gpus: str | int = "1", accelerator: str | None = None, devices: str | int | None = None,
+                    num_nodes: int = 1) -> dict:
+    """Device flags -> Trainer accelerator/devices/num_nodes/strategy; more than one process in all: DDP.
+
+    `--gpus`: '0' is one CPU process; 'N' is N GPUs; 'i,j' are GPU indices. `--accelerator cpu|gpu
+    --devices N` (or GPU indices) replaces `--gpus`, so `--accelerator cpu --devices 2` gives 2 CPU
+    processes (gloo backend). Counts are per node; `num_nodes` > 1 for SLURM or multi-node torchrun.
+    """
+    if num_nodes < 1:
+        raise ValueError(f"--num_nodes must be at least 1, got {num_nodes}")
+    if accelerator is None:
+        if devices is not None:
+            raise ValueError("--devices needs --accelerator cpu or gpu (or use --gpus)")
+        accelerator, devices = "gpu", gpus
+        if str(gpus).strip() == "0":
+            accelerator, devices = "cpu", 1
+    text = str(1 if devices is None else devices).strip()
     if "," in text:
+        if accelerator == "cpu":
+            raise ValueError(f"CPU devices are a number of processes, got {text!r}")
         devices = [int(part) for part in text.split(",") if part.strip()]
         count = len(devices)
     else:
         devices = count = int(text)
-        if count == -1:
+        if count == -1 and accelerator == "gpu":
             count = torch.cuda.device_count()
-    if count == 0:
-        return {"accelerator": "cpu", "devices": 1, "strategy": "auto"}
-    return {"accelerator": "gpu", "devices": devices, "strategy": "ddp" if count > 1 else "auto"}
+        elif count < 1:
+            raise ValueError(f"--devices must be a positive number of {accelerator} processes, got {text!r}")
+    strategy = "ddp" if count * num_nodes > 1 else "auto"
+    return {"accelerator": accelerator, "devices": devices, "num_nodes": num_nodes, "strategy": strategy}
 
 
 def trainer_precision(precision) -> str | int:
@@ -172,6 +196,9 @@ def single_run(
     config: dict,
     log_dir: str,
     gpus: str = "1",
+    accelerator: str | None = None,
+    devices: str | None = None,
+    num_nodes: int = 1,
     resume_from_checkpoint: str | None = None,
     test_from_checkpoint: str | None = None,
     eval_from_checkpoint: str | None = None,
@@ -219,7 +246,7 @@ def single_run(
     if resume_from_checkpoint is not None:  # the logger writes hparams.yaml only when absent: renew it
         rank_zero_only((log_dir_path / "hparams.yaml").unlink)(missing_ok=True)
 
-    callbacks: list[pl.Callback] = [CodeCarbonCallback(log_dir, evaluation=evaluation)]
+    callbacks: list[pl.Callback] = [CodeCarbonCallback(log_dir, evaluation=evaluation), EnvironmentRecord(log_dir)]
     if checkpoint is None:
         callbacks += [
             EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"],
@@ -227,9 +254,9 @@ def single_run(
             ModelCheckpoint(dirpath=log_dir, monitor="val/obj_metric", mode=task_cls.obj_metric_mode, save_top_k=1,
                             save_last=True),
         ]
-    limit = 2 if fast_dev_run else 1.0
+    limit = 2 if fast_dev_run else None  # None: all batches, without Lightning's notice for an explicit 1.0
     trainer = pl.Trainer(
-        **trainer_devices(gpus),
+        **trainer_devices(gpus, accelerator, devices, num_nodes),
         precision=trainer_precision(training["precision"]),
         max_epochs=3 if fast_dev_run else training["n_epochs"],
         callbacks=callbacks,
@@ -313,6 +340,9 @@ def main(argv: Sequence[str] | None = None, task_cls: type[SEDTask] = SEDTask,
             config,
             str(log_dir),
             gpus=args.gpus,
+            accelerator=args.accelerator,
+            devices=args.devices,
+            num_nodes=args.num_nodes,
             resume_from_checkpoint=args.resume_from_checkpoint,
             test_from_checkpoint=args.test_from_checkpoint,
             eval_from_checkpoint=args.eval_from_checkpoint,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import warnings
 from copy import deepcopy
@@ -207,6 +208,10 @@ class SEDTask(pl.LightningModule):
             raise BadInput(f"training.self_sup_loss must be mse or bce, got {training['self_sup_loss']!r}")
         if training.get("mixup") not in (None, "soft", "hard"):
             raise BadInput(f"training.mixup must be soft, hard or null, got {training['mixup']!r}")
+        # Random draws of a training step come in two kinds (see `augment`): the batch generator decides
+        # for the whole (global) batch and is seeded alike on every DDP rank, so the ranks agree; the
+        # mixup generator draws for this rank's own clips and is seeded with seed + global rank.
+        self.batch_generator = torch.Generator().manual_seed(self.seed)
         self.mixup_generator = torch.Generator().manual_seed(self.seed)
         self.rampup_length = 0
         self._train_sampler: MultiSetBatchSampler | None = None
@@ -277,25 +282,34 @@ class SEDTask(pl.LightningModule):
 
         Default (baseline): with probability 0.5 (`training.mixup` set), Beta(0.2, 0.2) mixup of the
         mel magnitudes, separately inside the weak part and inside the strong part; then dB conversion.
+        Under DDP the decision and the two mixing weights are the global batch's (`batch_generator`, equal
+        on every rank), as in a single process with the ranks' clips in one batch; only the mixing
+        partners, drawn among this rank's clips, are the rank's own (`mixup_generator`).
         """
         mixup_type = self.config["training"].get("mixup")
-        if mixup_type is not None and float(torch.rand((), generator=self.mixup_generator)) < 0.5:
+        if mixup_type is not None and self.mixup_this_step():
             mel_amplitude = mel_amplitude.clone()
             labels = batch.labels.clone()
             weak, strong = batch.weak_mask, batch.strong_mask
             mel_amplitude[weak], batch.weak_labels, mix = mixup(
-                mel_amplitude[weak], batch.weak_labels, mixup_label_type=mixup_type, generator=self.mixup_generator,
-                return_mix=True,
+                mel_amplitude[weak], batch.weak_labels, mixup_label_type=mixup_type,
+                permutation=torch.randperm(int(weak.sum()), generator=self.mixup_generator),
+                generator=self.batch_generator, return_mix=True,
             )
             self.mix_embeddings(batch, weak, *mix)
             mel_amplitude[strong], labels[strong], mix = mixup(
-                mel_amplitude[strong], labels[strong], mixup_label_type=mixup_type, generator=self.mixup_generator,
-                return_mix=True,
+                mel_amplitude[strong], labels[strong], mixup_label_type=mixup_type,
+                permutation=torch.randperm(int(strong.sum()), generator=self.mixup_generator),
+                generator=self.batch_generator, return_mix=True,
             )
             self.mix_embeddings(batch, strong, *mix)
             batch.labels = labels
         batch.features = amplitude_to_db(mel_amplitude)
         return batch
+
+    def mixup_this_step(self) -> bool:
+        """Whether this step's batch is mixed (probability 0.5); the same answer on every DDP rank."""
+        return float(torch.rand((), generator=self.batch_generator)) < 0.5
 
     def compute_extra_loss(
         self, batch: TrainBatch, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor]
@@ -412,17 +426,33 @@ class SEDTask(pl.LightningModule):
             self.rampup_length = training["n_epochs_warmup"] * steps_per_epoch
             if self.config["scaler"]["statistic"] == "dataset" and not self.scaler.fitted:
                 self._fit_scaler()
+            if self.trainer.world_size > 1:  # rank-specific dropout masks (the ranks were seeded alike)
+                torch.manual_seed(self.seed + self.global_rank)
+        self.batch_generator.manual_seed(self.seed)
         self.mixup_generator.manual_seed(self.seed + self.global_rank)
 
     def _fit_scaler(self) -> None:
-        """Dataset statistics of the log-mels, from `scaler.savepath` when it exists, else fitted and saved."""
+        """Dataset statistics of the log-mels, from `scaler.savepath` when it exists, else fitted and saved.
+
+        Fitted on the whole training data (not a rank's share) by global rank 0, which saves the file
+        (atomically) and sends the statistics to the other ranks.
+        """
         path = self.config["scaler"].get("savepath")
         if path and Path(path).is_file():
             self.scaler.load_state_dict(torch.load(path, map_location="cpu"))
             return
-        self.scaler.fit(self.train_dataloader(), transform_func=lambda batch: self.mel(batch[0]))
-        if path:
-            torch.save(self.scaler.state_dict(), path)
+        state = None
+        if self.global_rank == 0:
+            sizes = [len(dataset) for dataset in self.train_data.datasets]
+            sampler = MultiSetBatchSampler(sizes, self.train_batch_sizes, seed=self.seed, num_replicas=1, rank=0)
+            loader = DataLoader(self.train_data, batch_sampler=sampler, **self._loader_kwargs())
+            self.scaler.fit(loader, transform_func=lambda batch: self.mel(batch[0]))
+            state = self.scaler.state_dict()
+            if path:
+                partial = Path(f"{path}.{os.getpid()}.tmp")
+                torch.save(state, partial)
+                os.replace(partial, path)
+        self.scaler.load_state_dict(self._share(state))
 
     def on_train_epoch_start(self) -> None:
         if self._train_sampler is not None:
@@ -437,15 +467,52 @@ class SEDTask(pl.LightningModule):
         only, so a resumed run starts its workers exactly as the uninterrupted run did."""
         return (self.seed * 1_000_003 + self.global_rank * 10_007 + epoch) % 2**63
 
+    def on_validation_epoch_start(self) -> None:
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # Each rank's last training steps moved its own batch-norm statistics (DDP only sends rank 0's
+            # before a training step): validate rank 0's model, the one that is checkpointed, on every rank.
+            for buffer in self.buffers():
+                dist.broadcast(buffer, src=0)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["mixup_generator_state"] = self.mixup_generator.get_state()
-        checkpoint["rng_states"] = capture_rng_states()
+        checkpoint["batch_generator_state"] = self.batch_generator.get_state()
+        checkpoint["mixup_generator_states"] = self.gather_rank_states(self.mixup_generator.get_state())
+        checkpoint["rng_states"] = self.gather_rank_states(capture_rng_states())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "mixup_generator_state" in checkpoint:
-            self.mixup_generator.set_state(checkpoint["mixup_generator_state"])
-        self._resumed_rng_states = checkpoint.get("rng_states")
+        if "batch_generator_state" in checkpoint:
+            self.batch_generator.set_state(checkpoint["batch_generator_state"])
+        mixup_state = self.rank_state(checkpoint.get("mixup_generator_states", checkpoint.get("mixup_generator_state")),
+                                      "mixup generator")
+        if mixup_state is not None:
+            self.mixup_generator.set_state(mixup_state)
+        self._resumed_rng_states = self.rank_state(checkpoint.get("rng_states"), "global random generators")
         self._first_epoch = int(checkpoint.get("epoch", -1)) + 1  # our checkpoints are saved at epoch ends
+
+    @staticmethod
+    def gather_rank_states(state):
+        """`state` (of a per-rank random generator) from every DDP rank, as a list indexed by global rank.
+
+        Called on every rank: Lightning builds the checkpoint dict on all ranks, rank 0 writes it.
+        """
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            states = [None] * dist.get_world_size()
+            dist.all_gather_object(states, state)
+            return states
+        return [state]
+
+    def rank_state(self, states: list | None, name: str):
+        """This rank's entry of `gather_rank_states`, or None (fresh seeds kept) when the checkpoint has none
+        or was written by another number of processes (with a warning)."""
+        if states is None or len(states) == 0:
+            return None
+        if not isinstance(states, list):  # one process's state, as single-process checkpoints stored it
+            states = [states]
+        if len(states) != self.trainer.world_size:
+            log.warning("%s: checkpoint of %d processes resumed on %d; restarted from the seed",
+                        name, len(states), self.trainer.world_size)
+            return None
+        return states[self.global_rank]
 
     # ------------------------------------------------------------------ data loaders
     def _loader_kwargs(self) -> dict:
@@ -495,7 +562,8 @@ class SEDTask(pl.LightningModule):
                       for key, value in values.items()})
 
     def _collect(self, name: str) -> dict[str, list]:
-        """All buffered values of `name` from every rank, one entry per clip (DDP padding removed)."""
+        """All buffered values of `name` from every rank, one entry per clip (DDP padding removed), in
+        file-id order, so that metrics do not depend on how the clips were split among the ranks."""
         local = self._outputs.pop(name, [])
         merged: dict[str, list] = {}
         for item in local:
@@ -507,11 +575,10 @@ class SEDTask(pl.LightningModule):
             merged = {key: [v for part in gathered for v in part.get(key, [])] for key in merged}
         if "file_id" not in merged:
             return merged
-        keep, seen = [], set()
+        first_index: dict[str, int] = {}
         for index, file_id in enumerate(merged["file_id"]):
-            if file_id not in seen:
-                seen.add(file_id)
-                keep.append(index)
+            first_index.setdefault(file_id, index)
+        keep = [first_index[file_id] for file_id in sorted(first_index)]
         return {key: [values[i] for i in keep] for key, values in merged.items()}
 
     def _share(self, results: dict) -> dict:
@@ -539,14 +606,14 @@ class SEDTask(pl.LightningModule):
         if dataloader_idx == 0:
             for model, (strong, _) in predictions.items():
                 self.log(f"val/synth/{model}/loss_strong", self.supervised_loss(strong, labels),
-                         batch_size=len(audio), add_dataloader_idx=False)
+                         batch_size=len(audio), add_dataloader_idx=False, sync_dist=True)
             self._buffer("val_synth", file_id=list(file_ids), student=predictions["student"][0],
                          teacher=predictions["teacher"][0], target=labels)
         else:
             weak_labels = labels.amax(-1)
             for model, (_, weak) in predictions.items():
                 self.log(f"val/weak/{model}/loss_weak", self.supervised_loss(weak, weak_labels),
-                         batch_size=len(audio), add_dataloader_idx=False)
+                         batch_size=len(audio), add_dataloader_idx=False, sync_dist=True)
             self._buffer("val_weak", file_id=list(file_ids), student=predictions["student"][1],
                          teacher=predictions["teacher"][1], target=weak_labels)
 
@@ -554,7 +621,7 @@ class SEDTask(pl.LightningModule):
         synth, weak = self._collect("val_synth"), self._collect("val_weak")
         results = self._validation_metrics(synth, weak) if self.global_rank == 0 else {}
         for name, value in self._share(results).items():
-            self.log(name, value, prog_bar=name == "val/obj_metric")
+            self.log(name, value, prog_bar=name == "val/obj_metric", sync_dist=True)  # equal on every rank
 
     def _validation_metrics(self, synth: dict, weak: dict) -> dict[str, float]:
         training = self.config["training"]
@@ -607,7 +674,7 @@ class SEDTask(pl.LightningModule):
             if self.logger is not None:
                 self.logger.log_metrics(results, step=self.global_step)
             for name, value in results.items():
-                self.log(name, value, logger=False)
+                self.log(name, value, logger=False, sync_dist=True)
 
     @staticmethod
     def _write_scores(scores: dict[str, pd.DataFrame], folder: Path) -> None:

@@ -76,7 +76,7 @@ def test_irct_fast_dev_run_trains_with_loss_i_and_records_scores(placement, batc
     else:
         assert metrics["train/student/loss_i"] > 0 and metrics["train/extra_loss"] > 0
     checkpoint = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)
-    assert "irct_generator_state" in checkpoint and checkpoint["hyper_parameters"]["irct"]["placement"] == placement
+    assert "irct_generator_states" in checkpoint and checkpoint["hyper_parameters"]["irct"]["placement"] == placement
     block = read_score_blocks(scores_file)[run_name]
     assert block["test/student/psds2_sed_scores_eval"] == pytest.approx(results["test/student/psds2_sed_scores_eval"])
     assert "test/teacher/weak_f1:Speech" in block and "hp_metric" in block
