@@ -18,6 +18,7 @@ test: install
 	$(PY) -m pytest -q tests
 
 demo: install
+	rm -rf exp/demo
 	@start=$$(date +%s); \
 	$(PY) recipes/dcase2022_task4_baseline/train_sed.py --conf_file confs/dcase2022_task4_baseline/demo.yaml --log_dir exp/demo --gpus 0 || exit $$?; \
 	$(PY) -m desed_task.utils.run_summary exp/demo --seconds $$(( $$(date +%s) - start )) --prefix "make demo (dataset generation included):"

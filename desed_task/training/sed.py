@@ -508,9 +508,10 @@ class SEDTask(pl.LightningModule):
             return None
         if not isinstance(states, list):  # one process's state, as single-process checkpoints stored it
             states = [states]
-        if len(states) != self.trainer.world_size:
+        world_size = self._trainer.world_size if self._trainer is not None else 1
+        if len(states) != world_size:
             log.warning("%s: checkpoint of %d processes resumed on %d; restarted from the seed",
-                        name, len(states), self.trainer.world_size)
+                        name, len(states), world_size)
             return None
         return states[self.global_rank]
 

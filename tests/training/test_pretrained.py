@@ -36,7 +36,7 @@ def mixed_batch(task_, embeddings):
     batch = TrainBatch(audio=torch.zeros(8, 10), features=None, labels=labels, weak_labels=labels[weak].amax(-1),
                        strong_mask=strong, weak_mask=weak, unlabeled_mask=unlabeled, embeddings=embeddings.clone())
     seed = next(s for s in range(100) if float(torch.rand((), generator=torch.Generator().manual_seed(s))) < 0.5)
-    task_.mixup_generator.manual_seed(seed)
+    task_.batch_generator.manual_seed(seed)  # the mixup decision is the global batch's
     return task_.augment(batch, torch.rand(8, 128, 626) + 0.1)
 
 
