@@ -265,11 +265,6 @@ class SEDTask(pl.LightningModule):
         (`desed_task.inference`). Default: the clamped dB log-mel; a model with a second frontend returns both."""
         return self.mel(audio)
 
-    def inference_inputs(self, audio: Tensor):
-        """Hook: waveforms (B, samples) -> the input of `detect` in validation, test and any-length inference
-        (`desed_task.inference`). Default: the clamped dB log-mel; a model with a second frontend returns both."""
-        return self.mel(audio)
-
     def student_forward(self, batch: TrainBatch) -> tuple[Tensor, Tensor]:
         """Hook: the student's (strong, weak) outputs in a training step (default: `detect` on the features).
 
