@@ -10,6 +10,7 @@ import torch
 from desed_task.evaluation import load_score_tables
 from desed_task.training.run import main
 from desed_task.training.sed import SEDTask
+from desed_task.utils.scores import read_score_blocks
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = str(REPO / "confs/dcase2022_task4_baseline/demo.yaml")
@@ -190,7 +191,10 @@ def test_issue13_item15_bad_input_is_one_line_exit_2_and_leaves_no_log_dir(tmp_p
 def test_issue13_item4_a_second_run_into_the_same_log_dir_gets_its_own_version(trained, tmp_path, tiny_overrides):
     log_dir, first = trained
     before = (log_dir / "last.ckpt").read_bytes()
-    run(log_dir, [*tiny_overrides, "training.n_test_thresholds=3"])
+    scores = tmp_path / "scores.txt"
+    second = run(log_dir, [*tiny_overrides, "training.n_test_thresholds=3"], "--scores_file", str(scores))
+    block = read_score_blocks(scores)[f"{log_dir.name}_version_1"]  # a recorded (not smoke) run, named by its folder
+    assert block["test/student/psds2_sed_scores_eval"] == pytest.approx(second["test/student/psds2_sed_scores_eval"])
     assert (log_dir / "last.ckpt").read_bytes() == before and not list(log_dir.glob("last-v*.ckpt"))
     assert json.loads((log_dir / "test_metrics.json").read_text()) == pytest.approx(first, nan_ok=True)
     assert (log_dir / "version_1" / "last.ckpt").is_file() and (log_dir / "version_1" / "hparams.yaml").is_file()
