@@ -10,7 +10,6 @@ their output is discarded during pre-training) and are replaced for linear evalu
 """
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from desed_task.nnet.checkpoint import load_state_dict_by_name
+from desed_task.nnet.checkpoint import load_state_dict_by_name, load_torch_file
 
 N_CLASSES = 20
 
@@ -76,16 +75,7 @@ class UCLSEREncoder(nn.Module):
 
 def read_state_dict(path: str | Path) -> dict:
     """A plain state dict saved by ``torch.save`` (legacy or zip format, possibly from a GPU), on the CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise ValueError(f"{path}: not a readable torch state dict ({error})") from error
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, found a {type(state).__name__}")
-    return state
+    return load_torch_file(path, weights_only=True, what="state dict")
 
 
 def load_official_state_dict(model: nn.Module, path: str | Path) -> None:

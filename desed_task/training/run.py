@@ -19,10 +19,11 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from desed_task.data.build import build_eval_dataset, build_sed_datasets, build_test_dataset
 from desed_task.data.mini import apply_mini_config
+from desed_task.nnet.checkpoint import load_torch_file
 from desed_task.training.callbacks import CodeCarbonCallback, EnvironmentRecord
 from desed_task.training.sed import MODELS, SEDTask, build_encoder, load_sed_checkpoint
 from desed_task.utils.config import get_nested, load_config, save_config
-from desed_task.utils.errors import BadInput, InputError, MissingInput
+from desed_task.utils.errors import InputError, MissingInput
 from desed_task.utils.logs import configure_logging
 from desed_task.utils.scores import write_scores
 from desed_task.utils.seed import seed_everything
@@ -118,16 +119,7 @@ def trainer_precision(precision) -> str | int:
 
 def read_checkpoint(path: str | Path) -> dict:
     """A Lightning checkpoint loaded on the CPU; a missing or unreadable file is an `InputError` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInput(f"checkpoint {path} not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise BadInput(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
-    if not isinstance(checkpoint, dict):
-        raise BadInput(f"{path}: a checkpoint must hold a dict, found {type(checkpoint).__name__}")
-    return checkpoint
+    return load_torch_file(path, weights_only=False, what="checkpoint")
 
 
 def checkpoint_architecture(checkpoint: dict, config: dict, explicit_keys: Sequence[str] = ()) -> dict:
