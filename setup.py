@@ -15,5 +15,5 @@ setup(
     packages=find_packages(include=["desed_task", "desed_task.*"]),
     python_requires=">=3.9",
     install_requires=requirements,
-    extras_require={"test": ["pytest", "librosa", "nbclient", "nbformat", "ipykernel"]},
+    extras_require={"test": ["pytest", "librosa", "nbclient", "nbformat", "nbconvert", "ipykernel"]},
 )

@@ -1,5 +1,10 @@
 """plot.ipynb executes headless on the paper's score file, on our own misc/scores.txt and on a partial file."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import nbclient
 import nbformat
 
@@ -31,13 +36,31 @@ def test_notebook_on_paper_scores(repo_root, anchors, monkeypatch):
     assert f"{frame.loc['probe_h32_l8_3', PSDS2_METRIC]:.4f}" in text
 
 
-def test_notebook_on_a_partial_score_file(repo_root, tmp_path, monkeypatch):
+def readme_notebook_command(repo_root) -> str:
+    """The README's command that executes plot.ipynb headless."""
+    lines = [line for line in (repo_root / "README.md").read_text().splitlines() if "nbconvert" in line]
+    commands = [line.strip() for line in lines if line.strip().startswith("SCORES_FILE=")]
+    assert len(commands) == 1, lines
+    return commands[0]
+
+
+def test_issue13_item17_the_readme_notebook_command_runs_on_a_partial_score_file(repo_root, tmp_path):
     scores_file = tmp_path / "scores.txt"
     write_scores(scores_file, "default_1", {PSDS2_METRIC: 0.41234})
     write_scores(scores_file, "default_2", {PSDS2_METRIC: 0.43456})
-    text, images = execute_notebook(repo_root, scores_file, monkeypatch)
+    command = readme_notebook_command(repo_root)
+    assert command.startswith("SCORES_FILE=misc/scores.txt .venv/bin/jupyter nbconvert ") and "--output-dir exp" in command
+    argv = command.split()[1:]
+    argv[0] = str(Path(sys.executable).with_name("jupyter"))
+    argv[argv.index("--output-dir") + 1] = str(tmp_path)
+    completed = subprocess.run(argv, cwd=repo_root, env={**os.environ, "SCORES_FILE": str(scores_file)},
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    notebook = nbformat.read(tmp_path / "plot.ipynb", as_version=4)
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    text = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
     assert f"{(0.41234 + 0.43456) / 2:.4f}" in text
-    assert len(images) == 2
+    assert len([output for output in outputs if "image/png" in output.get("data", {})]) == 2
 
 
 def test_notebook_on_the_repository_score_file(repo_root, monkeypatch):

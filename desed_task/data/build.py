@@ -1,7 +1,8 @@
 """Build the train / validation / test / evaluation datasets of a DCASE-style config `data` section.
 
 Order of work: resample cache for every `*_folder_44k` that is set (so `*_folder` holds 16 kHz audio),
-durations TSVs written when absent, then validated datasets (see `manifest` for the checks).
+validated datasets (see `manifest` for the checks; the validation and test audio is also checked against
+its durations TSV), then durations TSVs written when absent, from the clips that passed the checks.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from desed_task.data.datasets import StronglyAnnotatedSet, UnlabeledSet, WeaklyA
 from desed_task.data.encoder import ManyHotEncoder
 from desed_task.data.manifest import write_durations
 from desed_task.data.resample import resample_folder
+from desed_task.utils.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ class SEDDatasets:
 
 def _require(data: dict, key: str) -> Any:
     if data.get(key) in (None, ""):
-        raise ValueError(f"config key data.{key} must be set")
+        raise BadInput(f"config key data.{key} must be set")
     return data[key]
 
 
@@ -49,16 +51,22 @@ def prepare_folder(data: dict, name: str) -> str:
     if source:
         resample_folder(source, folder, target_fs=int(data.get("fs", 16000)))
     elif not Path(folder).is_dir():
-        raise ValueError(f"config key data.{name} = {folder}: folder not found (and data.{name}_44k is not set)")
+        raise BadInput(f"config key data.{name} = {folder}: folder not found (and data.{name}_44k is not set)")
     return folder
 
 
-def _ensure_durations(data: dict, set_name: str) -> None:
-    """Write `data[set_name + '_dur']` from the audio of `data[set_name + '_folder']` when it is missing."""
+def _existing_durations(data: dict, set_name: str) -> str | None:
+    """`data[set_name + '_dur']` when that file exists (the audio is then checked against it)."""
     path = _require(data, f"{set_name}_dur")
+    return path if Path(path).is_file() else None
+
+
+def _ensure_durations(data: dict, set_name: str, dataset: StronglyAnnotatedSet) -> None:
+    """Write `data[set_name + '_dur']` when it is missing, from the clips of `dataset` that passed the checks."""
+    path = data[f"{set_name}_dur"]
     if not Path(path).is_file():
         log.info("writing missing durations file %s", path)
-        write_durations(data[f"{set_name}_folder"], path)
+        write_durations(data[f"{set_name}_folder"], path, list(dataset.audio_info))
 
 
 def _common(data: dict, encoder: ManyHotEncoder, report_dir) -> dict:
@@ -71,8 +79,9 @@ def build_test_dataset(config: dict, encoder: ManyHotEncoder, report_dir=None) -
     data = config["data"]
     folder = prepare_folder(data, "test_folder")
     test_tsv = _require(data, "test_tsv")
-    test = StronglyAnnotatedSet(folder, test_tsv, split="test", config_key="test_tsv", **_common(data, encoder, report_dir))
-    _ensure_durations(data, "test")
+    test = StronglyAnnotatedSet(folder, test_tsv, split="test", config_key="test_tsv",
+                                durations=_existing_durations(data, "test"), **_common(data, encoder, report_dir))
+    _ensure_durations(data, "test", test)
     return test
 
 
@@ -94,7 +103,7 @@ def build_sed_datasets(config: dict, encoder: ManyHotEncoder, strong_real: bool 
     expected = 4 if strong_real else 3
     if len(batch_sizes) != expected:
         layout = "[synth, strong, weak, unlabeled]" if strong_real else "[synth, weak, unlabeled]"
-        raise ValueError(
+        raise BadInput(
             f"training.batch_size = {batch_sizes} must have {expected} entries {layout}"
             + (" when strong_real is set" if strong_real else "")
         )
@@ -113,10 +122,11 @@ def build_sed_datasets(config: dict, encoder: ManyHotEncoder, strong_real: bool 
                                    config_key="unlabeled_folder", **common))
 
     valid_synth = StronglyAnnotatedSet(prepare_folder(data, "synth_val_folder"), _require(data, "synth_val_tsv"),
-                                       split="synth_val", config_key="synth_val_tsv", **common)
+                                       split="synth_val", config_key="synth_val_tsv",
+                                       durations=_existing_durations(data, "synth_val"), **common)
     valid_weak = WeaklyAnnotatedSet(weak_folder, weak_valid_df, split="weak_val",
                                     config_key="weak_tsv (validation part, training.weak_split)", **common)
-    _ensure_durations(data, "synth_val")
+    _ensure_durations(data, "synth_val", valid_synth)
     return SEDDatasets(
         train=ConcatDataset(train_sets),
         train_batch_sizes=batch_sizes,

@@ -64,14 +64,16 @@ class _AudioClipSet(Dataset):
 class StronglyAnnotatedSet(_AudioClipSet):
     """Clips with onset/offset annotations (synthetic or real strong sets, validation and test sets).
 
-    `tsv_or_df`: DESED strong TSV path or DataFrame (filename, onset, offset, event_label).
+    `tsv_or_df`: DESED strong TSV path or DataFrame (filename, onset, offset, event_label);
+    `durations`: optional durations TSV the audio must agree with (validation and test sets).
     """
 
     def __init__(self, folder, tsv_or_df, encoder: ManyHotEncoder, audio_max_len: float = 10.0, fs: int = 16000,
                  random_crop: bool = False, split: str = "strong", config_key: str | None = None,
-                 report_dir=None):
+                 report_dir=None, durations=None):
         events, self.audio_info = read_strong_annotations(
-            tsv_or_df, folder, encoder.labels, split, config_key=config_key, report_dir=report_dir)
+            tsv_or_df, folder, encoder.labels, split, config_key=config_key, report_dir=report_dir,
+            durations=durations)
         super().__init__(folder, list(events), encoder, audio_max_len, fs, random_crop)
         self.events = events
 

@@ -10,6 +10,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from desed_task.utils.errors import BadInput
+
 
 class ManyHotEncoder:
     """Encode strong (onset/offset) and weak (clip-level) labels into 0/1 arrays and back.
@@ -42,7 +44,7 @@ class ManyHotEncoder:
 
     def label_index(self, label: str) -> int:
         if label not in self._index:
-            raise ValueError(f"unknown event label {label!r}; known labels: {self.labels}")
+            raise BadInput(f"unknown event label {label!r}; known labels: {self.labels}")
         return self._index[label]
 
     def time_to_frame(self, time):

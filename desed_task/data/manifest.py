@@ -2,8 +2,12 @@
 
 Everything that can go wrong with a dataset is detected here, when the datasets are built, so a
 training run never crashes mid-epoch:
-- a listed file that is absent or unreadable (checked cheaply with soundfile.info) is skipped, logged
-  and written to `missing_files_<split>.tsv` in the report directory;
+- a listed file that is absent, unreadable (soundfile.info fails), truncated (it holds fewer frames than
+  its header declares: `audio.check_complete`, which reads the WAV header or decodes the last frames of
+  other formats, never the whole file) or whose duration disagrees with the split's durations file by
+  more than DURATION_TOLERANCE, is skipped, logged and written with the reason to
+  `missing_files_<split>.tsv` in the report directory; a file missing from a resample cache because its
+  source was refused (see `resample`) is reported with the source's path and reason;
 - malformed annotations (unknown label, onset > offset, negative or missing times) raise a ValueError
   naming the TSV path and line number;
 - an event past the end of its clip is clipped to the clip duration (as DCASE does), with a warning;
@@ -21,13 +25,16 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from desed_task.data.audio import list_audio_files
+from desed_task.data.audio import IncompleteAudioError, check_complete, list_audio_files
+from desed_task.data.resample import rejected_sources
+from desed_task.utils.errors import BadInput, MissingInput
 
 log = logging.getLogger(__name__)
 
 STRONG_COLUMNS = ("filename", "onset", "offset", "event_label")
 WEAK_COLUMNS = ("filename", "event_labels")
 Event = tuple[str, float, float]
+DURATION_TOLERANCE = 0.1  # seconds; DESED's real validation durations are rounded to 0.1 s
 
 
 @dataclass(frozen=True)
@@ -49,11 +56,11 @@ def _read_tsv(source, columns: Sequence[str], split: str) -> pd.DataFrame:
         frame = source
     else:
         if not Path(source).is_file():
-            raise FileNotFoundError(f"metadata file of split '{split}' not found: {source}")
+            raise MissingInput(f"metadata file of split '{split}' not found: {source}")
         frame = pd.read_csv(source, sep="\t", dtype={"filename": str, "event_label": str, "event_labels": str})
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{_describe(source)}: missing column(s) {missing}; expected header {list(columns)}")
+        raise BadInput(f"{_describe(source)}: missing column(s) {missing}; expected header {list(columns)}")
     return frame
 
 
@@ -66,33 +73,53 @@ def _line(index) -> int:
 
 
 def check_audio_files(
-    folder: str | Path, filenames: Sequence[str], split: str, report_dir: str | Path | None = None
+    folder: str | Path, filenames: Sequence[str], split: str, report_dir: str | Path | None = None,
+    durations: str | Path | None = None,
 ) -> dict[str, AudioInfo]:
-    """Header-check each file; return the readable ones and report the others (missing / unreadable)."""
+    """Check each file without decoding it; return the usable ones and report the others (missing,
+    unreadable, truncated, or of another duration than the `durations` TSV lists when one is given)."""
+    listed = read_durations(durations) if durations is not None else {}
+    refused = rejected_sources(folder)
     readable, skipped = {}, []
     for name in filenames:
         path = Path(folder) / name
         if not path.is_file():
-            skipped.append((name, str(path), "missing"))
+            skipped.append((name, str(path), refused.get(name, "missing")))
             continue
-        try:
-            info = sf.info(str(path))
-        except Exception as error:  # soundfile raises several types for corrupt headers
-            skipped.append((name, str(path), f"unreadable: {error}".replace("\t", " ").replace("\n", " ")))
+        info, problem = _inspect(path)
+        if problem is not None:
+            skipped.append((name, str(path), problem))
             continue
-        if info.frames <= 0:
-            skipped.append((name, str(path), "unreadable: no audio frames"))
+        duration = info.frames / info.samplerate
+        if name in listed and abs(duration - listed[name]) > DURATION_TOLERANCE:
+            skipped.append((name, str(path), f"duration {duration:.3f} s disagrees with {durations} "
+                                             f"({listed[name]:.3f} s)"))
             continue
-        readable[name] = AudioInfo(duration=info.frames / info.samplerate, samplerate=info.samplerate)
+        readable[name] = AudioInfo(duration=duration, samplerate=info.samplerate)
     _report_skipped(skipped, split, report_dir)
     return readable
+
+
+def _inspect(path: Path):
+    """(soundfile info, None) for a readable, complete file; (None, reason) otherwise."""
+    try:
+        info = sf.info(str(path))
+    except Exception as error:  # soundfile raises several types for corrupt headers
+        return None, f"unreadable: {error}".replace("\t", " ").replace("\n", " ")
+    if info.frames <= 0:
+        return None, "unreadable: no audio frames"
+    try:
+        check_complete(path, info)
+    except IncompleteAudioError as error:
+        return None, str(error)
+    return info, None
 
 
 def _report_skipped(skipped: list[tuple[str, str, str]], split: str, report_dir: str | Path | None) -> None:
     report = Path(report_dir) / f"missing_files_{split}.tsv" if report_dir is not None else None
     if skipped:
         log.warning(
-            "split '%s': skipping %d missing or unreadable audio file(s), e.g. %s (%s)%s",
+            "split '%s': skipping %d missing, unreadable or truncated audio file(s), e.g. %s (%s)%s",
             split, len(skipped), skipped[0][1], skipped[0][2], f"; full list in {report}" if report else "",
         )
         if report is not None:
@@ -105,18 +132,18 @@ def _report_skipped(skipped: list[tuple[str, str, str]], split: str, report_dir:
 def _require_non_empty(items, split: str, config_key: str | None, location) -> None:
     if not items:
         key = f"config key data.{config_key} = {location}" if config_key else f"{location}"
-        raise ValueError(f"split '{split}' is empty (no usable audio file): check {key}")
+        raise BadInput(f"split '{split}' is empty (no usable audio file): check {key}")
 
 
 def _as_time(value, name: str, where: str) -> float:
     try:
         time = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: {name} {value!r} is not a number") from None
+        raise BadInput(f"{where}: {name} {value!r} is not a number") from None
     if np.isnan(time):
-        raise ValueError(f"{where}: {name} is missing for a row that has an event label")
+        raise BadInput(f"{where}: {name} is missing for a row that has an event label")
     if time < 0:
-        raise ValueError(f"{where}: negative {name} {time}")
+        raise BadInput(f"{where}: negative {name} {time}")
     return time
 
 
@@ -127,10 +154,12 @@ def read_strong_annotations(
     split: str,
     config_key: str | None = None,
     report_dir: str | Path | None = None,
+    durations: str | Path | None = None,
 ) -> tuple[dict[str, list[Event]], dict[str, AudioInfo]]:
     """Validated strong annotations: ({filename: [(label, onset, offset), ...]}, {filename: AudioInfo}).
 
-    Clips listed with empty onset/offset/label are kept with no event.
+    Clips listed with empty onset/offset/label are kept with no event. With a `durations` TSV, a clip
+    whose audio is longer or shorter than listed is skipped and reported.
     """
     frame = _read_tsv(source, STRONG_COLUMNS, split)
     known = set(labels)
@@ -138,21 +167,21 @@ def read_strong_annotations(
     for index, name, onset, offset, label in frame[list(STRONG_COLUMNS)].itertuples(name=None):
         where = f"{_describe(source)} line {_line(index)}"
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{where}: empty filename")
+            raise BadInput(f"{where}: empty filename")
         clip_events = events.setdefault(name, [])
         has_label = isinstance(label, str) and label != ""
         if not has_label:
             if not (pd.isna(onset) and pd.isna(offset)):
-                raise ValueError(f"{where}: onset/offset given without an event label")
+                raise BadInput(f"{where}: onset/offset given without an event label")
             continue
         if label not in known:
-            raise ValueError(f"{where}: unknown event label {label!r} (known: {sorted(known)})")
+            raise BadInput(f"{where}: unknown event label {label!r} (known: {sorted(known)})")
         onset = _as_time(onset, "onset", where)
         offset = _as_time(offset, "offset", where)
         if onset > offset:
-            raise ValueError(f"{where}: onset {onset} is after offset {offset}")
+            raise BadInput(f"{where}: onset {onset} is after offset {offset}")
         clip_events.append((label, onset, offset, _line(index)))
-    infos = check_audio_files(folder, list(events), split, report_dir)
+    infos = check_audio_files(folder, list(events), split, report_dir, durations)
     _require_non_empty(infos, split, config_key, f"{_describe(source)} with audio in {folder}")
     return {name: _clip_to_duration(events[name], infos[name].duration, source, split) for name in infos}, infos
 
@@ -188,11 +217,11 @@ def read_weak_annotations(
     for index, name, joined in frame[list(WEAK_COLUMNS)].itertuples(name=None):
         where = f"{_describe(source)} line {_line(index)}"
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{where}: empty filename")
+            raise BadInput(f"{where}: empty filename")
         names = [label for label in joined.split(",") if label] if isinstance(joined, str) else []
         for label in names:
             if label not in known:
-                raise ValueError(f"{where}: unknown event label {label!r} (known: {sorted(known)})")
+                raise BadInput(f"{where}: unknown event label {label!r} (known: {sorted(known)})")
         clip_labels.setdefault(name, [])
         clip_labels[name] += [label for label in names if label not in clip_labels[name]]
     infos = check_audio_files(folder, list(clip_labels), split, report_dir)

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import fcntl
-import json
+import logging
 import os
 import shutil
 import time
@@ -27,8 +26,12 @@ import numpy as np
 import pandas as pd
 
 from desed_task.data.classes import DESED_CLASSES
+from desed_task.data.generated import ensure_generated
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import background, synthesize_event
+from desed_task.utils.errors import BadInput
+
+log = logging.getLogger(__name__)
 
 CLIP_LEN = 10.0
 CLASS_SHARES = {
@@ -53,21 +56,22 @@ SUBSETS = {  # name: (set id for seeding, sample rate, annotation kind, allow em
     "unlabeled": (3, 16000, None, True, 0.1),
     "synth_val": (4, 16000, "strong", True, 0.0),
     "test": (5, 16000, "strong", True, 0.1),
+    "strong_real": (6, 16000, "strong", True, 0.1),  # written only when n_strong > 0 (ATST-SED's strong real set)
 }
-MARKER = ".mini_complete.json"
 
 
 def mini_config_paths(out_dir: str | os.PathLike) -> dict:
-    """The `data.*` config keys pointing into a mini dataset folder (strong real set: none)."""
+    """The `data.*` config keys pointing into a mini dataset folder (the strong real set exists when generated
+    with `n_strong > 0`)."""
     root = Path(out_dir)
     audio, meta = root / "audio", root / "metadata"
     return {
         "synth_folder": str(audio / "train/synthetic21_train/soundscapes_16k"),
         "synth_folder_44k": str(audio / "train/synthetic21_train/soundscapes"),
         "synth_tsv": str(meta / "train/synthetic21_train/soundscapes.tsv"),
-        "strong_folder": None,
+        "strong_folder": str(audio / "train/strong_label_real_16k"),
         "strong_folder_44k": None,
-        "strong_tsv": None,
+        "strong_tsv": str(meta / "train/audioset_strong.tsv"),
         "weak_folder": str(audio / "train/weak_16k"),
         "weak_folder_44k": str(audio / "train/weak"),
         "weak_tsv": str(meta / "train/weak.tsv"),
@@ -88,7 +92,7 @@ def mini_config_paths(out_dir: str | os.PathLike) -> dict:
 
 def _audio_folder(paths: dict, subset: str) -> Path:
     key = {"synth_train": "synth_folder_44k", "weak": "weak_folder_44k", "unlabeled": "unlabeled_folder",
-           "synth_val": "synth_val_folder", "test": "test_folder"}[subset]
+           "synth_val": "synth_val_folder", "test": "test_folder", "strong_real": "strong_folder"}[subset]
     return Path(paths[key])
 
 
@@ -186,12 +190,14 @@ def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int = 150, n_unlabeled: int = 300,
-                        n_synth_val: int = 100, n_test: int = 100, workers: int | None = None) -> dict:
+                        n_synth_val: int = 100, n_test: int = 100, workers: int | None = None, n_strong: int = 0) -> dict:
     """Write the mini dataset into `out_dir` (replacing a previous one) and return its `data.*` paths."""
     paths = mini_config_paths(out_dir)
     for generated in ("audio", "metadata"):
         shutil.rmtree(Path(out_dir) / generated, ignore_errors=True)
     sizes = {"synth_train": n_synth, "weak": n_weak, "unlabeled": n_unlabeled, "synth_val": n_synth_val, "test": n_test}
+    if n_strong:
+        sizes["strong_real"] = n_strong
     plans = {subset: [_clip_plan(seed, subset, i) for i in range(size)] for subset, size in sizes.items()}
     jobs = []
     for subset, subset_plans in plans.items():
@@ -206,6 +212,8 @@ def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int 
         for job in jobs:
             _render_clip(job)
     _write_tsv(_strong_frame(plans["synth_train"]), Path(paths["synth_tsv"]))
+    if n_strong:
+        _write_tsv(_strong_frame(plans["strong_real"]), Path(paths["strong_tsv"]))
     weak_rows = [(p["name"], ",".join(c for c in DESED_CLASSES if c in {e[0] for e in p["events"]}))
                  for p in plans["weak"]]
     _write_tsv(pd.DataFrame(weak_rows, columns=["filename", "event_labels"]), Path(paths["weak_tsv"]))
@@ -217,42 +225,44 @@ def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int 
 
 
 def ensure_mini_dataset(out_dir, seed: int = 0, workers: int | None = None, **sizes) -> dict:
-    """Generate the mini dataset unless a complete one with the same seed and sizes is already there.
-
-    A completion marker is written last (atomically); concurrent callers serialise on a lock file."""
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    wanted = {"seed": seed, **{k: sizes[k] for k in sorted(sizes)}}
-    marker = root / MARKER
-
-    def complete() -> bool:
-        try:
-            return json.loads(marker.read_text()) == wanted
-        except (OSError, ValueError):
-            return False
-
-    if complete():
-        return mini_config_paths(root)
-    with open(root / ".mini.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not complete():
-            marker.unlink(missing_ok=True)
-            generate_mini_desed(root, seed, workers=workers, **sizes)
-            tmp = root / f".{MARKER}.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(wanted))
-            os.replace(tmp, marker)
+    """Generate the mini dataset (the demo's sizes: about 660 MB, 20 s on idle cores) unless a complete one
+    with the same seed and sizes is already there; returns its config paths (see `ensure_generated`)."""
+    recipe = {"seed": seed, **{k: sizes[k] for k in sorted(sizes)}}
+    root = ensure_generated(out_dir, "mini", recipe, lambda root: generate_mini_desed(root, seed, workers=workers,
+                                                                                      **sizes))
     return mini_config_paths(root)
 
 
-def apply_mini_config(config: dict) -> dict:
+def apply_mini_config(config: dict, file_config: dict | None = None) -> dict:
     """When `data.mini` is set ({seed, out_dir, n_synth, ...}), generate the mini dataset if needed and
-    return a copy of `config` whose data paths point into it; otherwise return `config` unchanged."""
+    return a copy of `config` whose data paths point into it; otherwise return `config` unchanged.
+
+    The mini dataset never mixes with other data: a data path that is set (not null, and not already the
+    mini dataset's) is an error naming the keys. One exception: when `data.mini` was given on the command
+    line (`file_config`, the config file before overrides, does not set it), the paths the config file
+    itself holds are replaced, with a warning."""
     mini = config.get("data", {}).get("mini")
     if not mini:
         return config
     options = dict(mini)
     out_dir = options.pop("out_dir", "data/mini_desed")
     seed = options.pop("seed", 0)
+    data = config["data"]
+    mini_paths = mini_config_paths(out_dir)
+    given = {key: data[key] for key in mini_paths if data.get(key) not in (None, "") and data[key] != mini_paths[key]}
+    file_data = (file_config or {}).get("data") or {}
+    replaceable = {} if file_config is None or file_data.get("mini") else {
+        key: value for key, value in given.items() if file_data.get(key) == value}
+    conflicting = {key: value for key, value in given.items() if key not in replaceable}
+    if conflicting:
+        listed = ", ".join(f"data.{key}={value}" for key, value in conflicting.items())
+        raise BadInput(
+            f"data.mini is set, so the mini dataset would replace these data paths: {listed}. To train on "
+            "your own data, set data.mini=null (and give every data path); to use the mini dataset, leave "
+            "these keys null.")
+    if replaceable:
+        log.warning("data.mini given on the command line: the mini dataset in %s replaces the config file's "
+                    "%d data paths (%s)", out_dir, len(replaceable), ", ".join(f"data.{key}" for key in replaceable))
     config = copy.deepcopy(config)
     config["data"].update(ensure_mini_dataset(out_dir, seed, **options))
     return config
@@ -268,10 +278,11 @@ def main(argv=None) -> None:
     parser.add_argument("--n_synth_val", type=int, default=100)
     parser.add_argument("--n_test", type=int, default=100)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--n_strong", type=int, default=0, help="clips of the strong real set (0: none)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     generate_mini_desed(args.out, args.seed, args.n_synth, args.n_weak, args.n_unlabeled, args.n_synth_val,
-                        args.n_test, args.workers)
+                        args.n_test, args.workers, args.n_strong)
     print(f"mini DESED written to {args.out} in {time.perf_counter() - started:.1f} s")
 
 

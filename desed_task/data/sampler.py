@@ -8,6 +8,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from desed_task.utils.errors import BadInput
+
 
 class MultiSetBatchSampler(Sampler[list[int]]):
     """Yield index lists into `ConcatDataset(sets)`: each batch is `[set0 part | set1 part | ...]`
@@ -23,9 +25,9 @@ class MultiSetBatchSampler(Sampler[list[int]]):
     def __init__(self, dataset_sizes: Sequence[int], batch_sizes: Sequence[int], shuffle: bool = True, seed: int = 0,
                  num_replicas: int | None = None, rank: int | None = None, drop_last: bool = True):
         if len(dataset_sizes) != len(batch_sizes):
-            raise ValueError(f"{len(dataset_sizes)} dataset sizes but {len(batch_sizes)} batch sizes {list(batch_sizes)}")
+            raise BadInput(f"{len(dataset_sizes)} dataset sizes but {len(batch_sizes)} batch sizes {list(batch_sizes)}")
         if any(b <= 0 for b in batch_sizes):
-            raise ValueError(f"batch sizes must be positive, got {list(batch_sizes)}")
+            raise BadInput(f"batch sizes must be positive, got {list(batch_sizes)}")
         if num_replicas is None:
             num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         if rank is None:

@@ -94,8 +94,9 @@ def _greedy_substitutions(ref_index: np.ndarray, est_index: np.ndarray) -> int:
 def collar_counts(
     reference: ClipEvents, estimated: ClipEvents, n_clips: int, n_labels: int, t_collar: float = 0.2,
     percentage_of_length: float = 0.2,
-) -> tuple[dict, list[dict]]:
-    """sed_eval `EventBasedMetrics` counts (onset and offset evaluated, optimal matching).
+) -> tuple[dict, list[dict], dict]:
+    """sed_eval `EventBasedMetrics` counts (onset and offset evaluated, optimal matching): overall, class-wise
+    and per clip ({"Nref", "Nsys", "Ntp"}: (n_clips, n_labels) arrays, which add up to the class-wise counts).
 
     An estimate hits a reference when |onset difference| <= t_collar and |offset difference| <=
     max(t_collar, percentage_of_length * reference length); matched same-label hits are true positives, and
@@ -116,9 +117,12 @@ def collar_counts(
     leftover = ~ref_correct[ref_index] & ~est_correct[est_index]
     n_subs = _greedy_substitutions(ref_index[leftover], est_index[leftover])
 
-    n_ref = np.bincount(reference.label, minlength=n_labels)
-    n_sys = np.bincount(estimated.label, minlength=n_labels)
-    n_tp = np.bincount(reference.label[ref_correct], minlength=n_labels)
+    per_clip = {
+        "Nref": _per_clip_label(reference.clip, reference.label, n_clips, n_labels),
+        "Nsys": _per_clip_label(estimated.clip, estimated.label, n_clips, n_labels),
+        "Ntp": _per_clip_label(reference.clip[ref_correct], reference.label[ref_correct], n_clips, n_labels),
+    }
+    n_ref, n_sys, n_tp = (per_clip[key].sum(0) for key in ("Nref", "Nsys", "Ntp"))
     total_ref, total_sys, total_tp = int(n_ref.sum()), int(n_sys.sum()), int(n_tp.sum())
     overall = {
         "Nref": total_ref, "Nsys": total_sys, "Nsubs": n_subs, "Ntp": total_tp,
@@ -128,7 +132,12 @@ def collar_counts(
         {"Nref": r, "Nsys": s, "Ntp": t, "Ntn": 0, "Nfp": s - t, "Nfn": r - t}
         for r, s, t in zip(n_ref.tolist(), n_sys.tolist(), n_tp.tolist())
     ]
-    return overall, class_wise
+    return overall, class_wise, per_clip
+
+
+def _per_clip_label(clip: np.ndarray, label: np.ndarray, n_clips: int, n_labels: int) -> np.ndarray:
+    """(n_clips, n_labels) number of events per clip and label."""
+    return np.bincount(clip * n_labels + label, minlength=n_clips * n_labels).reshape(n_clips, n_labels)
 
 
 def _clip_max_offset(events: ClipEvents, n_clips: int) -> np.ndarray:
@@ -158,8 +167,11 @@ def _activity(events: ClipEvents, roll_rows: np.ndarray, segment_base: np.ndarra
 
 def segment_counts(
     reference: ClipEvents, estimated: ClipEvents, n_clips: int, n_labels: int, time_resolution: float = 1.0,
-) -> tuple[dict, list[dict]]:
-    """sed_eval `SegmentBasedMetrics` counts: each clip spans ceil(max offset of both lists / resolution) segments."""
+) -> tuple[dict, list[dict], dict]:
+    """sed_eval `SegmentBasedMetrics` counts: each clip spans ceil(max offset of both lists / resolution) segments.
+
+    Returned as overall, class-wise and per clip ({"Nref", "Nsys", "Ntp"}: (n_clips, n_labels) arrays).
+    """
     ref_max, est_max = _clip_max_offset(reference, n_clips), _clip_max_offset(estimated, n_clips)
     evaluated_segments = np.ceil(np.maximum(ref_max, est_max) * 1 / float(time_resolution)).astype(np.int64)
     segment_base = np.cumsum(evaluated_segments) - evaluated_segments
@@ -182,7 +194,35 @@ def segment_counts(
     columns = {"Ntp": tp, "Ntn": tn, "Nfp": fp, "Nfn": fn, "Nref": annotated, "Nsys": system}
     sums = {key: value.sum(0).tolist() for key, value in columns.items()}
     class_wise = [{key: sums[key][label] for key in columns} for label in range(n_labels)]
-    return overall, class_wise
+    per_clip = {}
+    for key in ("Nref", "Nsys", "Ntp"):
+        cumulative = np.concatenate([np.zeros((1, n_labels), np.int64), np.cumsum(columns[key], axis=0)])
+        per_clip[key] = cumulative[segment_base + evaluated_segments] - cumulative[segment_base]
+    return overall, class_wise, per_clip
+
+
+def _count_all(detections, ground_truth, labels, t_collar, percentage_of_length, time_resolution):
+    clips, label_index = pd.Index(ground_truth["filename"].unique()), pd.Index(labels)
+    reference = encode_events(ground_truth, clips, label_index)
+    estimated = encode_events(detections, clips, label_index)
+    shape = (reference, estimated, len(clips), len(labels))
+    return (
+        collar_counts(*shape, t_collar=t_collar, percentage_of_length=percentage_of_length),
+        segment_counts(*shape, time_resolution=time_resolution),
+    )
+
+
+def clip_counts_numpy(
+    detections: pd.DataFrame, ground_truth: pd.DataFrame, labels: list[str], t_collar: float = 0.2,
+    percentage_of_length: float = 0.2, time_resolution: float = 1.0,
+) -> tuple[dict, dict]:
+    """(event, segment) {"Nref", "Nsys", "Ntp"} as (clips, labels) arrays, clips in ground-truth order.
+
+    Both kinds of counts are sums over clips, so the counts of any multiset of clips are weighted sums of
+    these rows (the bootstrap relies on it).
+    """
+    results = _count_all(detections, ground_truth, labels, t_collar, percentage_of_length, time_resolution)
+    return tuple(per_clip for _, _, per_clip in results)
 
 
 def sed_eval_counts_numpy(
@@ -190,14 +230,7 @@ def sed_eval_counts_numpy(
     percentage_of_length: float = 0.2, time_resolution: float = 1.0,
 ) -> tuple[dict, dict]:
     """(event counts, segment counts) over the ground truth's files, in sed_eval's layout with float values."""
-    clips, label_index = pd.Index(ground_truth["filename"].unique()), pd.Index(labels)
-    reference = encode_events(ground_truth, clips, label_index)
-    estimated = encode_events(detections, clips, label_index)
-    shape = (reference, estimated, len(clips), len(labels))
-    results = (
-        collar_counts(*shape, t_collar=t_collar, percentage_of_length=percentage_of_length),
-        segment_counts(*shape, time_resolution=time_resolution),
-    )
+    results = _count_all(detections, ground_truth, labels, t_collar, percentage_of_length, time_resolution)
     return tuple(
         {
             "overall": {key: float(value) for key, value in overall.items()},
@@ -205,5 +238,5 @@ def sed_eval_counts_numpy(
                 label: {key: float(value) for key, value in counts.items()} for label, counts in zip(labels, class_wise)
             },
         }
-        for overall, class_wise in results
+        for overall, class_wise, _ in results
     )

@@ -1,8 +1,8 @@
-"""F-scores: intersection-based macro F1, collar-based (event) and segment-based F1 (sed_eval's), weak F1, bootstrap."""
+"""F-scores: intersection-based macro F1, collar-based (event) and segment-based F1 (sed_eval's), weak F1."""
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,17 +21,29 @@ def _events(table: pd.DataFrame) -> pd.DataFrame:
     return events[events["offset"] > events["onset"]].reset_index(drop=True)
 
 
-def intersection_f1_macro(
+@dataclass
+class IntersectionCounts:
+    """Intersection-criterion counts per clip and class: (clips, labels) arrays of found ground-truth events
+    (`tp`), false-positive detections (`fp`) and ground-truth events (`n_ref`). Clips: the ground truth's,
+    in its order, then clips that only have detections; labels: the ground-truth classes, sorted."""
+
+    clips: list[str]
+    labels: list[str]
+    tp: np.ndarray
+    fp: np.ndarray
+    n_ref: np.ndarray
+
+
+def intersection_counts(
     detections: pd.DataFrame, ground_truth: pd.DataFrame, durations: dict[str, float],
-    dtc_threshold: float = 0.5, gtc_threshold: float = 0.5, zero_tp_as_nan: bool = False,
-) -> tuple[float, dict[str, float]]:
-    """Intersection-based macro F1 with psds_eval's counting (`PSDSEval.compute_macro_f_score`).
+    dtc_threshold: float = 0.5, gtc_threshold: float = 0.5,
+) -> IntersectionCounts:
+    """psds_eval's counting (`PSDSEval.compute_macro_f_score`), kept per clip.
 
     A detection is a true positive candidate when the summed fraction of it covered by same-class ground
     truth reaches `dtc_threshold`; a ground-truth event is found when those detections cover `gtc_threshold`
     of it. Other detections that lie inside their clip are false positives (the cross-trigger threshold does
-    not change the F-score). psds_eval leaves classes without any true positive out of the macro average
-    (their F is NaN); `zero_tp_as_nan=True` reproduces that, the default scores them 0.
+    not change the F-score).
     """
     gt = _events(ground_truth)
     det = _events(detections)
@@ -52,16 +64,48 @@ def intersection_f1_macro(
     clip_durations = {audio_id(name): value for name, value in durations.items()}
     inside = det["clip"].map(clip_durations)
     false_pos = det[~det["det_id"].isin(relevant) & (det["onset"] < inside) & (det["offset"] > 0)]
-    tp = found["event_label"].value_counts()
-    fp = false_pos["event_label"].value_counts()
-    n_ref = gt["event_label"].value_counts()
-    per_class = {}
-    for label in labels:
-        t, f, n = int(tp.get(label, 0)), int(fp.get(label, 0)), int(n_ref[label])
-        per_class[label] = float("nan") if (t == 0 and zero_tp_as_nan) else 2 * t / (2 * t + (n - t) + f)
-    values = np.array(list(per_class.values()))
-    macro = float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
-    return macro, per_class
+    ground_truth_clips = ground_truth["filename"].astype(str).map(audio_id)
+    clips = pd.Index(pd.unique(pd.concat([ground_truth_clips, det["clip"]], ignore_index=True)))
+    label_index = pd.Index(labels)
+
+    def per_clip(events: pd.DataFrame) -> np.ndarray:
+        clip, label = clips.get_indexer(events["clip"]), label_index.get_indexer(events["event_label"])
+        known = label >= 0
+        cells = clip[known] * len(labels) + label[known]
+        return np.bincount(cells, minlength=len(clips) * len(labels)).reshape(len(clips), len(labels))
+
+    return IntersectionCounts(
+        clips=list(clips), labels=labels, tp=per_clip(found), fp=per_clip(false_pos), n_ref=per_clip(gt))
+
+
+def intersection_f1_from_counts(tp: np.ndarray, fp: np.ndarray, n_ref: np.ndarray, zero_tp_as_nan: bool = False):
+    """Per-class F1 (..., classes) of summed counts and their macro average over the classes with ground truth.
+
+    Counts are (..., classes) arrays; a class without ground truth is left out (NaN), as psds_eval does.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = 2 * tp / (2 * tp + (n_ref - tp) + fp)
+    f1 = np.where(n_ref > 0, f1, np.nan)
+    if zero_tp_as_nan:
+        f1 = np.where(tp == 0, np.nan, f1)
+    defined = np.isfinite(f1)
+    macro = np.where(defined.any(-1), np.nansum(f1, -1) / np.maximum(defined.sum(-1), 1), 0.0)
+    return macro, f1
+
+
+def intersection_f1_macro(
+    detections: pd.DataFrame, ground_truth: pd.DataFrame, durations: dict[str, float],
+    dtc_threshold: float = 0.5, gtc_threshold: float = 0.5, zero_tp_as_nan: bool = False,
+) -> tuple[float, dict[str, float]]:
+    """Intersection-based macro F1 with psds_eval's counting (`intersection_counts`).
+
+    psds_eval leaves classes without any true positive out of the macro average (their F is NaN);
+    `zero_tp_as_nan=True` reproduces that, the default scores them 0.
+    """
+    counts = intersection_counts(detections, ground_truth, durations, dtc_threshold, gtc_threshold)
+    macro, f1 = intersection_f1_from_counts(
+        counts.tp.sum(0), counts.fp.sum(0), counts.n_ref.sum(0), zero_tp_as_nan)
+    return float(macro), {label: float(value) for label, value in zip(counts.labels, f1)}
 
 
 def _event_lists(table: pd.DataFrame) -> dict[str, list[dict]]:
@@ -75,8 +119,13 @@ def _event_lists(table: pd.DataFrame) -> dict[str, list[dict]]:
 
 
 def _summary(results: dict, labels) -> dict:
-    """The figures we report, out of a sed_eval-style `results()` dict."""
+    """The figures we report, out of a sed_eval-style `results()` dict.
+
+    `f1_macro` is sed_eval's class-wise average, which leaves out classes whose F1 is undefined (NaN: no
+    detection of the class, for segments, or no ground truth of it); `f1_macro_nan_as_zero` scores them 0.
+    """
     overall, average, class_wise = results["overall"], results["class_wise_average"], results["class_wise"]
+    class_f1 = [class_wise[label]["f_measure"]["f_measure"] for label in labels]
     summary = {
         "f1_micro": overall["f_measure"]["f_measure"],
         "precision_micro": overall["f_measure"]["precision"],
@@ -86,6 +135,7 @@ def _summary(results: dict, labels) -> dict:
         "deletion_rate_micro": overall["error_rate"]["deletion_rate"],
         "insertion_rate_micro": overall["error_rate"]["insertion_rate"],
         "f1_macro": average["f_measure"]["f_measure"],
+        "f1_macro_nan_as_zero": float(np.mean(np.nan_to_num(class_f1, nan=0.0))) if class_f1 else np.nan,
         "precision_macro": average["f_measure"]["precision"],
         "recall_macro": average["f_measure"]["recall"],
         "error_rate_macro": average["error_rate"]["error_rate"],
@@ -140,7 +190,7 @@ def _results_from_counts(counts: dict, substitutions: str, deletions: str, inser
             "count": {"Nref": values["Nref"], "Nsys": values["Nsys"]},
         }
     average = {
-        part: {key: float(np.nanmean([class_wise[label][part][key] for label in class_wise])) for key in keys}
+        part: {key: _nanmean([class_wise[label][part][key] for label in class_wise]) for key in keys}
         for part, keys in (("f_measure", ("f_measure", "precision", "recall")),
                            ("error_rate", ("error_rate", "deletion_rate", "insertion_rate")))
     } if class_wise else {"f_measure": {}, "error_rate": {}}
@@ -149,6 +199,13 @@ def _results_from_counts(counts: dict, substitutions: str, deletions: str, inser
         "class_wise": class_wise,
         "class_wise_average": average,
     }
+
+
+def _nanmean(values) -> float:
+    """np.nanmean, NaN without a warning when every value is NaN (e.g. no class has a detection)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(values))
 
 
 F1_BACKENDS = ("numpy", "sed_eval")
@@ -232,36 +289,3 @@ def weak_f1(probabilities, targets, labels, threshold: float = 0.5) -> tuple[flo
     f1 = np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
     per_class = {label: float(value) for label, value in zip(labels, f1)}
     return float(f1.mean()), per_class
-
-
-def bootstrap_confidence_interval(
-    metric: Callable[[pd.DataFrame, pd.DataFrame, dict], float], ground_truth: pd.DataFrame,
-    detections: pd.DataFrame, durations: dict[str, float], n_draws: int = 100, seed: int = 0,
-    confidence: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile interval of `metric(ground_truth, detections, durations)` over clip resamplings.
-
-    Each draw picks as many clips as the ground truth has, with replacement; a clip drawn k times appears
-    k times under distinct names (`b<i>_<name>`) so that metrics treat the copies as separate clips.
-    """
-    rng = np.random.default_rng(seed)
-    clips = ground_truth["filename"].unique()
-    gt_groups = {name: group for name, group in ground_truth.groupby("filename", sort=False)}
-    det_groups = {name: group for name, group in detections.groupby("filename", sort=False)}
-    clip_durations = {audio_id(name): value for name, value in durations.items()}
-    values = []
-    for _ in range(n_draws):
-        drawn = rng.choice(clips, size=len(clips), replace=True)
-        gt_parts, det_parts, draw_durations = [], [], {}
-        for index, name in enumerate(drawn):
-            copy_name = f"b{index}_{name}"
-            draw_durations[copy_name] = clip_durations[audio_id(name)]
-            gt_parts.append(gt_groups[name].assign(filename=copy_name))
-            if name in det_groups:
-                det_parts.append(det_groups[name].assign(filename=copy_name))
-        gt_draw = pd.concat(gt_parts, ignore_index=True)
-        det_draw = pd.concat(det_parts, ignore_index=True) if det_parts else detections.iloc[:0]
-        values.append(metric(gt_draw, det_draw, draw_durations))
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)

@@ -223,12 +223,30 @@ def _true_positive_steps(runs: ScoreRuns, relevant: np.ndarray, gtc_threshold: f
     return runs.gt_row[gt_index[nonzero]] * runs.width + rank[nonzero], change[nonzero].astype(np.float64)
 
 
-def accumulated_statistics(
-    runs: ScoreRuns, dtc_threshold: float, gtc_threshold: float, cttc_threshold: float | None,
-) -> dict[str, tuple[np.ndarray, dict]]:
-    """Per class: (thresholds + [inf], {"tps", "fps", "cts"}) summed over clips, as sed_scores_eval's
-    `accumulated_intermediate_statistics_from_deltas` (thresholds are the scores where some clip's counts change).
+@dataclass
+class StatisticSteps:
+    """Where, and by how much, each class's TP / FP / cross-trigger counts change as the threshold falls.
+
+    `keys` are the (row, rank) flat indices with a change, grouped by class (`class_bounds`); `threshold_index`
+    maps each to its position in its class's `thresholds`. The counts are sums over clips (a key's clip is
+    `key // (n_classes * width)`), so weighting each clip's steps gives the statistics of any multiset of clips.
     """
+
+    labels: list[str]
+    width: int
+    keys: np.ndarray
+    class_bounds: np.ndarray
+    thresholds: list[np.ndarray]
+    threshold_index: np.ndarray
+    tps: np.ndarray
+    fps: np.ndarray
+    cross: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] | None  # (class, other): keys, index, sums
+
+
+def statistic_steps(
+    runs: ScoreRuns, dtc_threshold: float, gtc_threshold: float, cttc_threshold: float | None,
+) -> StatisticSteps:
+    """The count changes of every (clip, class) row at every threshold (see `StatisticSteps`)."""
     n_classes, width, size = len(runs.labels), runs.width, len(runs.rank_values)
     length = runs.offset - runs.onset
     on_target = runs.coverage[runs.stop] - runs.coverage[runs.start]
@@ -258,27 +276,60 @@ def accumulated_statistics(
     kept = np.flatnonzero(changed)
     kept_class = ((kept // width) % n_classes).astype(np.int16)
     by_class = np.argsort(kept_class, kind="stable")
+    keys = kept[by_class]
     class_bounds = np.searchsorted(kept_class[by_class], np.arange(n_classes + 1))
-    cross_class = {other: (keys // width) % n_classes for other, (keys, _) in cross_steps.items()}
+    thresholds, threshold_index = [], np.empty(len(keys), dtype=np.intp)
+    for index in range(n_classes):
+        part = slice(class_bounds[index], class_bounds[index + 1])
+        values, threshold_index[part] = np.unique(runs.rank_values[keys[part]], return_inverse=True)
+        thresholds.append(values)
+    cross = None
+    if cttc_threshold is not None:
+        cross = {}
+        for other, (other_keys, sums) in cross_steps.items():
+            key_class = (other_keys // width) % n_classes
+            for index in range(n_classes):
+                if index != other:
+                    entries = key_class == index
+                    part = keys[class_bounds[index]:class_bounds[index + 1]]
+                    position = threshold_index[class_bounds[index] + np.searchsorted(part, other_keys[entries])]
+                    cross[index, other] = (other_keys[entries], position, sums[entries])
+    return StatisticSteps(
+        labels=list(runs.labels), width=width, keys=keys, class_bounds=class_bounds, thresholds=thresholds,
+        threshold_index=threshold_index, tps=tps[keys], fps=fps[keys], cross=cross,
+    )
+
+
+def accumulate_steps(steps: StatisticSteps) -> dict[str, tuple[np.ndarray, dict]]:
+    """Per class: (thresholds + [inf], {"tps", "fps", "cts"}) summed over clips, as sed_scores_eval's
+    `accumulated_intermediate_statistics_from_deltas`.
+    """
+    def accumulate(deltas, at, n_thresholds):
+        summed = np.bincount(at, weights=deltas, minlength=n_thresholds)
+        return np.concatenate([np.cumsum(summed[::-1])[::-1], [0.0]])
+
+    tps, fps = steps.tps, steps.fps
     statistics = {}
-    for index, label in enumerate(runs.labels):
-        keys = kept[by_class[class_bounds[index]:class_bounds[index + 1]]]
-        thresholds, inverse = np.unique(runs.rank_values[keys], return_inverse=True)
-
-        def accumulate(deltas, at=inverse):
-            summed = np.bincount(at, weights=deltas, minlength=len(thresholds))
-            return np.concatenate([np.cumsum(summed[::-1])[::-1], [0.0]])
-
-        stats = {"tps": accumulate(tps[keys]), "fps": accumulate(fps[keys])}
-        if cttc_threshold is None:
+    for index, label in enumerate(steps.labels):
+        part = slice(steps.class_bounds[index], steps.class_bounds[index + 1])
+        thresholds, at = steps.thresholds[index], steps.threshold_index[part]
+        stats = {"tps": accumulate(tps[part], at, len(thresholds)), "fps": accumulate(fps[part], at, len(thresholds))}
+        if steps.cross is None:
             stats["cts"] = np.zeros(len(thresholds) + 1)
         else:
             stats["cts"] = {}
-            for other, other_label in enumerate(runs.labels):
+            for other, other_label in enumerate(steps.labels):
                 if other != index:
-                    keys_other, sums_other = cross_steps[other]
-                    entries = cross_class[other] == index
-                    position = inverse[np.searchsorted(keys, keys_other[entries])]
-                    stats["cts"][other_label] = accumulate(sums_other[entries], position)
+                    _, position, sums = steps.cross[index, other]
+                    stats["cts"][other_label] = accumulate(sums, position, len(thresholds))
         statistics[label] = (np.concatenate([thresholds, [np.inf]]), stats)
     return statistics
+
+
+def accumulated_statistics(
+    runs: ScoreRuns, dtc_threshold: float, gtc_threshold: float, cttc_threshold: float | None,
+) -> dict[str, tuple[np.ndarray, dict]]:
+    """Per class: (thresholds + [inf], {"tps", "fps", "cts"}) summed over clips, as sed_scores_eval's
+    `accumulated_intermediate_statistics_from_deltas` (thresholds are the scores where some clip's counts change).
+    """
+    return accumulate_steps(statistic_steps(runs, dtc_threshold, gtc_threshold, cttc_threshold))

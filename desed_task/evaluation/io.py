@@ -6,6 +6,9 @@ so that a bad submission can be fixed without guessing.
 `float_precision` is passed to pandas' CSV reader. The default ("high") is the reader of pandas >= 1.3;
 "legacy" is the reader older pandas used, which the published DCASE baseline figures were computed with
 (it parses e.g. "7.688" one ulp off, which flips collar decisions sitting exactly on the 200 ms collar).
+
+Times are compared with clip durations with a tolerance of `TIME_TOLERANCE` (1 ms): DESED files write times
+to the millisecond, so a time that exceeds a duration by less than that is rounding, not an error.
 """
 from __future__ import annotations
 
@@ -15,8 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from desed_task.data.classes import DESED_CLASSES
+
 EVENT_COLUMNS = ["filename", "onset", "offset", "event_label"]
 OPERATING_POINT_PATTERN = re.compile(r"predictions_th_(\d+(?:\.\d+)?)\.tsv$")
+TIME_TOLERANCE = 1e-3
 
 
 class EvaluationInputError(ValueError):
@@ -28,14 +34,49 @@ def audio_id(filename: str) -> str:
     return filename.rsplit(".", maxsplit=1)[0] if filename.endswith((".wav", ".flac", ".mp3", ".ogg")) else filename
 
 
-def _read_table(path, float_precision: str | None) -> pd.DataFrame:
+def parse_classes(value: str | None) -> list[str]:
+    """`--classes`: None -> the ten DESED classes; a file (one class a line) or a comma-separated list."""
+    if value is None:
+        return list(DESED_CLASSES)
+    path = Path(value)
+    if path.is_file():
+        classes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    elif "," not in value and (path.suffix in {".txt", ".tsv", ".csv"} or "/" in value):
+        raise EvaluationInputError(f"--classes {value}: file not found")
+    else:
+        classes = [name.strip() for name in value.split(",") if name.strip()]
+    if not classes or len(set(classes)) != len(classes):
+        raise EvaluationInputError(f"--classes {value!r}: expected distinct class names (a comma list or a file)")
+    return classes
+
+
+def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """pandas' reader with its parse failures turned into `EvaluationInputError` naming the file and line."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.ParserError as error:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+        if found:
+            expected, line, saw = found.groups()
+            raise EvaluationInputError(f"{path}, line {line}: {saw} fields, the header has {expected}") from None
+        raise EvaluationInputError(f"{path}: cannot be parsed ({error})") from None
+    except UnicodeDecodeError as error:
+        raise EvaluationInputError(f"{path}: not a text file ({error.reason} at byte {error.start})") from None
+
+
+def _read_table(path, float_precision: str | None, allow_empty: bool = False) -> pd.DataFrame:
+    """A TSV (or CSV, told by the header) with index columns dropped; a 0-byte file is an error unless allowed."""
     path = Path(path)
     if not path.is_file():
         raise EvaluationInputError(f"{path}: file not found")
-    with open(path) as handle:
+    with open(path, errors="replace") as handle:
         header = handle.readline()
+    if not header.strip():
+        if allow_empty:
+            return pd.DataFrame(columns=EVENT_COLUMNS)
+        raise EvaluationInputError(f"{path}, line 1: empty file (no header)")
     sep = "\t" if "\t" in header else ","
-    table = pd.read_csv(path, sep=sep, float_precision=float_precision)
+    table = _read_csv(path, sep=sep, float_precision=float_precision)
     unnamed = [column for column in table.columns if str(column).startswith("Unnamed:") or column == "index"]
     return table.drop(columns=unnamed)
 
@@ -74,18 +115,65 @@ def _check_event_times(table: pd.DataFrame, source, allow_empty_rows: bool) -> N
         )
 
 
-def load_ground_truth(path, float_precision: str | None = None) -> pd.DataFrame:
+def _check_labels(table: pd.DataFrame, labels, source) -> None:
+    """Every non-empty `event_label` must be one of `labels` (None: no check)."""
+    if labels is None:
+        return
+    unknown = table["event_label"].notna() & ~table["event_label"].isin(list(labels))
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise EvaluationInputError(
+            f"{source}, line {row + 2}: unknown event label {table['event_label'].iloc[row]!r}; "
+            f"known classes: {', '.join(labels)} (set others with --classes)"
+        )
+
+
+def load_ground_truth(path, float_precision: str | None = None, labels=None) -> pd.DataFrame:
     """Ground-truth TSV -> DataFrame(filename, onset, offset, event_label).
 
     Clips without events keep one row with empty onset/offset/label (as in DESED), so that they still count
-    as evaluated files. A DataFrame is validated and returned as a copy.
+    as evaluated files. With `labels`, a label outside them is an error. A DataFrame is validated and
+    returned as a copy.
     """
     source = path if not isinstance(path, pd.DataFrame) else "ground truth"
     table = path.copy() if isinstance(path, pd.DataFrame) else _read_table(path, float_precision)
     _require_columns(table, EVENT_COLUMNS, source)
     table = table[EVENT_COLUMNS].reset_index(drop=True)
     _check_event_times(table, source, allow_empty_rows=True)
+    _check_labels(table, labels, source)
     return table
+
+
+def check_within_durations(
+    table: pd.DataFrame, durations: dict[str, float], source, durations_source, allow_past_duration: bool = False,
+    require_every_clip: bool = True,
+) -> tuple[int, float]:
+    """Clips of `table` must be in `durations`; events must end by their clip's duration (+ `TIME_TOLERANCE`).
+
+    An unknown clip is always an error naming both files. An event past its clip's end is an error too,
+    unless `allow_past_duration`: then such events are kept as they are (as sed_eval and psds_eval do) and
+    (number of such rows, largest overshoot in seconds) is returned for the caller to report.
+    """
+    if table.empty:
+        return 0, 0.0
+    known = {audio_id(name): value for name, value in durations.items()}
+    clip_duration = table["filename"].astype(str).map(audio_id).map(known)
+    outside = clip_duration.isna()
+    if outside.any() and require_every_clip:
+        row = int(np.flatnonzero(outside.to_numpy())[0])
+        raise EvaluationInputError(
+            f"{source}, line {row + 2}: clip {table['filename'].iloc[row]!r} is not in the durations file {durations_source}"
+        )
+    overshoot = (table["offset"] - clip_duration).fillna(-np.inf).to_numpy()
+    past = overshoot > TIME_TOLERANCE
+    if past.any() and not allow_past_duration:
+        row = int(np.flatnonzero(past)[0])
+        raise EvaluationInputError(
+            f"{source}, line {row + 2}: event ends at {table['offset'].iloc[row]:g} s, after the end of clip "
+            f"{table['filename'].iloc[row]!r} ({clip_duration.iloc[row]:g} s in {durations_source}); "
+            "fix the files or pass --allow_events_past_duration to score such events as given"
+        )
+    return int(past.sum()), float(overshoot[past].max()) if past.any() else 0.0
 
 
 def load_durations(path, float_precision: str | None = None) -> dict[str, float]:
@@ -103,39 +191,35 @@ def load_durations(path, float_precision: str | None = None) -> dict[str, float]
 
 
 def validate_detections(
-    table: pd.DataFrame, labels, durations: dict[str, float] | None, source="detections"
+    table: pd.DataFrame, labels, durations: dict[str, float] | None, source="detections",
+    durations_source="the durations", allow_past_duration: bool = False,
 ) -> pd.DataFrame:
-    """Check a detection table: columns, times, known labels, clips listed in the durations."""
+    """Check a detection table: columns, times, known labels, clips listed in the durations and, unless
+    `allow_past_duration`, events ending by their clip's duration."""
     _require_columns(table, EVENT_COLUMNS, source)
     table = table[EVENT_COLUMNS].reset_index(drop=True)
     _check_event_times(table, source, allow_empty_rows=False)
-    if labels is not None:
-        unknown = ~table["event_label"].isin(list(labels))
-        if unknown.any():
-            row = int(np.flatnonzero(unknown.to_numpy())[0])
-            raise EvaluationInputError(
-                f"{source}, line {row + 2}: unknown event label {table['event_label'].iloc[row]!r}"
-            )
+    _check_labels(table, labels, source)
     if durations is not None:
-        known = {audio_id(name) for name in durations}
-        outside = ~table["filename"].astype(str).map(audio_id).isin(known)
-        if outside.any():
-            row = int(np.flatnonzero(outside.to_numpy())[0])
-            raise EvaluationInputError(
-                f"{source}, line {row + 2}: clip {table['filename'].iloc[row]!r} is not in the durations file"
-            )
+        check_within_durations(table, durations, source, durations_source, allow_past_duration)
     return table
 
 
 def load_detections(
-    path, labels=None, durations: dict[str, float] | None = None, float_precision: str | None = None
+    path, labels=None, durations: dict[str, float] | None = None, float_precision: str | None = None,
+    durations_source="the durations", allow_past_duration: bool = False,
 ) -> pd.DataFrame:
-    """One detection file (TSV or CSV, optional index column) -> validated DataFrame(filename, onset, offset, event_label)."""
-    return validate_detections(_read_table(path, float_precision), labels, durations, source=path)
+    """One detection file (TSV or CSV, optional index column) -> validated DataFrame(filename, onset, offset, event_label).
+
+    A header-only or 0-byte file is a system that detected nothing: zero rows.
+    """
+    table = _read_table(path, float_precision, allow_empty=True)
+    return validate_detections(table, labels, durations, path, durations_source, allow_past_duration)
 
 
 def load_operating_points(
-    directory, labels=None, durations: dict[str, float] | None = None, float_precision: str | None = None
+    directory, labels=None, durations: dict[str, float] | None = None, float_precision: str | None = None,
+    durations_source="the durations", allow_past_duration: bool = False,
 ) -> dict[float, pd.DataFrame]:
     """Folder of `predictions_th_<threshold>.tsv` files -> {threshold: validated detections}, sorted by threshold."""
     directory = Path(directory)
@@ -147,26 +231,37 @@ def load_operating_points(
     if not files:
         raise EvaluationInputError(f"{directory}: no predictions_th_<threshold>.tsv files found")
     return {
-        threshold: load_detections(files[threshold], labels, durations, float_precision) for threshold in sorted(files)
+        threshold: load_detections(
+            files[threshold], labels, durations, float_precision, durations_source, allow_past_duration)
+        for threshold in sorted(files)
     }
 
 
-def load_score_tables(directory, labels=None, durations: dict[str, float] | None = None) -> dict[str, pd.DataFrame]:
-    """Folder of per-clip score TSVs (onset, offset, <class columns>) -> {audio id: DataFrame}."""
+def load_score_tables(
+    directory, labels=None, durations: dict[str, float] | None = None, durations_source="the durations",
+    allow_past_duration: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """Folder of per-clip score TSVs (onset, offset, <class columns>) -> {audio id: DataFrame}.
+
+    With `durations`, every clip must be listed there and, unless `allow_past_duration`, its last frame
+    must end by the clip's duration (+ `TIME_TOLERANCE`).
+    """
     directory = Path(directory)
     paths = sorted(directory.glob("*.tsv")) if directory.is_dir() else []
     if not paths:
         raise EvaluationInputError(f"{directory}: no score .tsv files found")
-    known = None if durations is None else {audio_id(name) for name in durations}
+    known = None if durations is None else {audio_id(name): value for name, value in durations.items()}
     tables = {}
     for path in paths:
-        table = pd.read_csv(path, sep="\t")
+        table = _read_table(path, None)
         columns = list(table.columns)
         if columns[:2] != ["onset", "offset"] or len(columns) < 3:
             raise EvaluationInputError(f"{path}, line 1: expected columns onset, offset, <classes>; found {columns}")
         if labels is not None and sorted(columns[2:]) != sorted(labels):
-            raise EvaluationInputError(f"{path}, line 1: class columns {columns[2:]} differ from the labels {list(labels)}")
+            raise EvaluationInputError(f"{path}, line 1: class columns {columns[2:]} differ from the classes {list(labels)}")
         values = table.to_numpy(dtype=float)
+        if not len(values):
+            raise EvaluationInputError(f"{path}, line 2: no frames")
         if np.isnan(values).any():
             row = int(np.flatnonzero(np.isnan(values).any(axis=1))[0])
             raise EvaluationInputError(f"{path}, line {row + 2}: missing or non-numeric value")
@@ -176,6 +271,24 @@ def load_score_tables(directory, labels=None, durations: dict[str, float] | None
             raise EvaluationInputError(f"{path}, line {row + 2}: negative or reversed frame times")
         clip = path.name[: -len(".tsv")]
         if known is not None and clip not in known:
-            raise EvaluationInputError(f"{path}: clip {clip!r} is not in the durations file")
+            raise EvaluationInputError(f"{path}: clip {clip!r} is not in the durations file {durations_source}")
+        if known is not None and not allow_past_duration and values[-1, 1] > known[clip] + TIME_TOLERANCE:
+            raise EvaluationInputError(
+                f"{path}, line {len(values) + 1}: last frame ends at {values[-1, 1]:g} s, after the end of the clip "
+                f"({known[clip]:g} s in {durations_source}); pass --allow_events_past_duration to score it as given"
+            )
         tables[clip] = table
     return tables
+
+
+def check_scores_cover_ground_truth(scores: dict, ground_truth: pd.DataFrame, directory, ground_truth_source) -> None:
+    """Every ground-truth clip needs a score table: a missing one would silently leave the clip out."""
+    clips = ground_truth["filename"].astype(str).map(audio_id)
+    missing = ~clips.isin(list(scores))
+    if missing.any():
+        rows = np.flatnonzero(missing.to_numpy())
+        n_missing = clips[missing].nunique()
+        raise EvaluationInputError(
+            f"{directory}: no score table {clips.iloc[rows[0]]}.tsv for clip {ground_truth['filename'].iloc[rows[0]]!r} "
+            f"({ground_truth_source}, line {rows[0] + 2})" + (f" and {n_missing - 1} other clips" if n_missing > 1 else "")
+        )

@@ -142,9 +142,8 @@ def _fast_acceleration_fn(
 PSDS_BACKENDS = ("numpy", "sed_scores_eval")
 
 
-def _psd_roc_from_statistics(statistics, events, durations, scenario: PSDSScenario):
-    """sed_scores_eval's PSD-ROC and PSDS from accumulated per-class statistics."""
-    n_ref, t_ref = event_counts_and_durations(events, event_classes=list(statistics))
+def _psd_roc_from_statistics(statistics, n_ref: dict, t_ref: dict, dataset_duration: float, scenario: PSDSScenario):
+    """sed_scores_eval's PSD-ROC and PSDS from accumulated per-class statistics, event counts and durations."""
     full = {
         label: (thresholds, {
             **stats, "n_ref": n_ref[label], "t_ref": t_ref[label],
@@ -154,7 +153,7 @@ def _psd_roc_from_statistics(statistics, events, durations, scenario: PSDSScenar
         for label, (thresholds, stats) in statistics.items()
     }
     per_class_rocs = sse_single_class_rocs(
-        full, dataset_duration=sum(durations[clip] for clip in events), alpha_ct=scenario.alpha_ct,
+        full, dataset_duration=dataset_duration, alpha_ct=scenario.alpha_ct,
         unit_of_time="hour", max_efpr=scenario.max_efpr,
     )
     tpr, efpr = sse_multi_class_roc(per_class_rocs, alpha_st=scenario.alpha_st, max_efpr=scenario.max_efpr)
@@ -199,7 +198,9 @@ def threshold_independent_psds(
                 gtc_threshold=scenario.gtc_threshold, cttc_threshold=scenario.cttc_threshold, time_decimals=6,
             )
             statistics = sse_statistics.accumulated_intermediate_statistics_from_deltas(deltas)
-        results.append(_psd_roc_from_statistics(statistics, events, clip_durations, scenario))
+        n_ref, t_ref = event_counts_and_durations(events, event_classes=list(statistics))
+        dataset_duration = sum(clip_durations[clip] for clip in events)
+        results.append(_psd_roc_from_statistics(statistics, n_ref, t_ref, dataset_duration, scenario))
     return results
 
 

@@ -15,7 +15,6 @@ def _beta_sample(alpha: float, beta: float, generator: torch.Generator | None) -
     return float(gammas[0] / gammas.sum())
 
 
-@torch.no_grad()
 def mixup(
     features: torch.Tensor,
     targets: torch.Tensor | None = None,
@@ -25,13 +24,16 @@ def mixup(
     permutation: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     mix_weight: float | None = None,
+    return_mix: bool = False,
 ):
     """Mix each item with another item of the batch, as the baseline's ``mixup``.
 
     One weight ``c ~ Beta(alpha, beta)`` for the whole batch (or ``mix_weight`` when given) and
     ``mixed = c * x + (1 - c) * x[permutation]`` with a random permutation unless given. Targets:
     ``soft`` -> ``clamp(c * t + (1 - c) * t[perm], 0, 1)``; ``hard`` -> ``clamp(t + t[perm], 0, 1)``.
-    Returns ``mixed`` or ``(mixed, mixed_targets)`` when targets are given.
+    Returns ``mixed`` or ``(mixed, mixed_targets)`` when targets are given; with ``return_mix`` the
+    ``(permutation, weight)`` used are appended, so other inputs can be mixed the same way.
+    Differentiable: embeddings of a pretrained model that is being trained keep their gradient.
     """
     if mixup_label_type not in MIXUP_LABEL_TYPES:
         raise ValueError(f"mixup_label_type must be one of {MIXUP_LABEL_TYPES}, got {mixup_label_type!r}")
@@ -40,13 +42,16 @@ def mixup(
     permutation = permutation.to(features.device)
     c = _beta_sample(alpha, beta, generator) if mix_weight is None else float(mix_weight)
     mixed = c * features + (1 - c) * features[permutation]
-    if targets is None:
-        return mixed
-    if mixup_label_type == "soft":
-        mixed_targets = c * targets + (1 - c) * targets[permutation]
-    else:
-        mixed_targets = targets + targets[permutation]
-    return mixed, mixed_targets.clamp(0, 1)
+    outputs = (mixed,)
+    if targets is not None:
+        if mixup_label_type == "soft":
+            mixed_targets = c * targets + (1 - c) * targets[permutation]
+        else:
+            mixed_targets = targets + targets[permutation]
+        outputs += (mixed_targets.clamp(0, 1),)
+    if return_mix:
+        outputs += ((permutation, c),)
+    return outputs[0] if len(outputs) == 1 else outputs
 
 
 def frame_shift(
@@ -87,3 +92,21 @@ def add_noise(
     sigma = features.std(dim=dims, keepdim=True) / 10 ** (snr / 20)
     noise = torch.randn(features.shape, generator=generator, dtype=features.dtype).to(features.device)
     return features + noise * sigma
+
+
+def frequency_warp(
+    features: torch.Tensor, scale: tuple[float, float] = (0.6, 1.0), generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """ATST-SED's frequency warping (its ``RandomResizeCrop`` with the time scale fixed to 1).
+
+    ``features`` (batch, n_bins, frames): one band of ``int(U(scale) * n_bins)`` bins at a uniform random
+    offset is cropped over the whole time axis, for the whole batch, and resized back to (n_bins, frames)
+    by bicubic interpolation with ``align_corners=True``.
+    """
+    n_bins = features.shape[-2]
+    draw = float(torch.empty((), dtype=torch.float64).uniform_(scale[0], scale[1], generator=generator))
+    height = min(max(int(draw * n_bins), 1), n_bins)
+    offset = int(torch.randint(0, n_bins - height + 1, (), generator=generator))
+    band = features[:, offset:offset + height].unsqueeze(1)
+    warped = torch.nn.functional.interpolate(band, size=features.shape[-2:], mode="bicubic", align_corners=True)
+    return warped.squeeze(1)

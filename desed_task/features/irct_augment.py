@@ -300,23 +300,27 @@ def build_irct_views(
     part_names: Sequence[str] = ("synthetic", "weak", "unlabeled"),
     net_pooling: int = 4,
     original_features: torch.Tensor | None = None,
+    batch_generator: torch.Generator | None = None,
 ) -> IRCTViews:
     """Build IRCT's three views of a (B, L) batch made of parts of `batch_sizes`.
 
     `original_features` is `frontend(waveforms)` when the caller has it already (it is not recomputed).
+    `batch_generator` (default: `generator`) draws the batch-level choices, the number of mixed clips and
+    the augmentation of each part, so DDP ranks can share them; `generator` draws the per-clip ones.
 
     Per part (as the reference): hard mixup of 1 or 2 extra clips of the same part and one augmentation
     drawn from `aug_set`. Labels (B, C, label_frames) follow each view (mixed; rolled for a time shift).
     """
+    batch_generator = generator if batch_generator is None else batch_generator
     views = {view: [] for view in VIEWS}
     view_labels = {view: [] for view in VIEWS}
     parts = []
     original = frontend(waveforms) if original_features is None else original_features
     for index, (rows, ratio) in enumerate(split_batch_parts(batch_sizes)):
         part_waves, part_labels = waveforms[rows], labels[rows]
-        n_extra = int(mix_extra[int(torch.randint(len(mix_extra), (1,), generator=generator))])
+        n_extra = int(mix_extra[int(torch.randint(len(mix_extra), (1,), generator=batch_generator))])
         mixed, local_partners = hard_mixup(part_waves, n_extra, generator)
-        augmentation = sample_augmentation(aug_set, generator)
+        augmentation = sample_augmentation(aug_set, batch_generator)
         augmented, info = apply_augmentation(augmentation, part_waves, frontend, generator, net_pooling)
         views["original"].append(original[rows])
         views["mixup"].append(frontend(mixed))

@@ -23,7 +23,8 @@ from tqdm import tqdm
 from desed_task.evaluation.io import EVENT_COLUMNS, audio_id
 from desed_task.inference.audio import AudioInputError
 from desed_task.inference.detect import DEFAULT_HOP, DEFAULT_TAPER, PRECISIONS, Detector, FileResult, Skipped
-from desed_task.inference.model import CheckpointError, import_task_class, load_task
+from desed_task.inference.model import import_task_class, load_task
+from desed_task.utils.errors import InputError
 from desed_task.inference.windows import TAPERS
 
 
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
                             median_window=args.median_window[0] if args.median_window and len(args.median_window) == 1
                             else args.median_window, threshold=args.threshold, batch_size=args.batch_size,
                             device=args.device, precision=args.precision, keep_spectrogram=args.plot)
-    except (CheckpointError, ValueError, ImportError) as error:
+    except (InputError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     paths, skipped = expand_inputs(args.inputs)

@@ -19,11 +19,13 @@ from typing import Mapping
 import torch
 
 from desed_task.training.run import checkpoint_architecture
+from desed_task.training.run import read_checkpoint as read_checkpoint_file
 from desed_task.training.sed import MODELS, SEDTask, load_sed_checkpoint
 from desed_task.utils.config import load_config
+from desed_task.utils.errors import BadInput
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BadInput):
     """A checkpoint that cannot be used for inference; the message names the file."""
 
 
@@ -50,6 +52,7 @@ def import_task_class(spec: str) -> type[SEDTask]:
 
 TASK_FAMILIES: list[TaskFamily] = [
     TaskFamily("irct", "irct", "desed_task.training.irct:IRCTTask"),
+    TaskFamily("atst_sed", "atst_feats", "desed_task.training.atst_sed:ATSTSEDStage1"),
 ]
 
 
@@ -62,17 +65,12 @@ def task_class_for(config: Mapping) -> type[SEDTask]:
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """`torch.load` of a Lightning checkpoint, or `CheckpointError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises many types for truncated or foreign files
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({type(error).__name__}: {error})") from None
-    if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"), Mapping):
+    """`training.run.read_checkpoint` (missing or unreadable file: an error naming it), and a Lightning
+    checkpoint's `state_dict` required."""
+    checkpoint = read_checkpoint_file(path)
+    if not isinstance(checkpoint.get("state_dict"), Mapping):
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
-    return dict(checkpoint)
+    return checkpoint
 
 
 def checkpoint_config(checkpoint: Mapping, source, conf_file: str | Path | None = None) -> dict:

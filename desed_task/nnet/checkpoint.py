@@ -2,9 +2,30 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from desed_task.utils.errors import BadInput, CheckpointKeyMismatch, MissingInput
+
+
+def load_torch_file(path: str | Path, weights_only: bool, what: str = "checkpoint") -> dict:
+    """``torch.load`` of a dict on the CPU (files saved on a GPU or in the legacy format included).
+
+    A missing file is a ``MissingInput``, an unreadable one or one not holding a dict a ``BadInput``, each
+    naming the file; ``what`` names the kind of file in those messages.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInput(f"{what} {path} not found")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        raise BadInput(f"{path}: not a readable PyTorch {what} ({type(error).__name__}: {error})") from None
+    if not isinstance(loaded, dict):
+        raise BadInput(f"{path}: a {what} must hold a dict, found {type(loaded).__name__}")
+    return loaded
 
 
 def _legacy_cnn_key(key: str, expected: set[str]) -> str:
@@ -26,20 +47,20 @@ def load_state_dict_by_name(
     """Load the entries of ``state_dict`` whose names start with ``prefix`` (stripped) into ``model``.
 
     ``state_dict`` may also be a Lightning checkpoint dict (its ``"state_dict"`` entry is used). With
-    ``strict`` a ``KeyError`` lists every missing and unexpected name; shapes must match in any case.
+    ``strict`` a ``CheckpointKeyMismatch`` (a ``KeyError``) lists every missing and unexpected name; shapes must match in any case.
     Returns torch's ``(missing_keys, unexpected_keys)`` result.
     """
     if "state_dict" in state_dict and isinstance(state_dict["state_dict"], Mapping):
         state_dict = state_dict["state_dict"]
     selected = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
     if not selected:
-        raise KeyError(f"no entry of the state dict starts with {prefix!r}")
+        raise CheckpointKeyMismatch(f"no entry of the state dict starts with {prefix!r}")
     expected = set(model.state_dict())
     selected = {_legacy_cnn_key(key, expected): value for key, value in selected.items()}
     missing = sorted(expected - set(selected))
     unexpected = sorted(set(selected) - expected)
     if strict and (missing or unexpected):
-        raise KeyError(
+        raise CheckpointKeyMismatch(
             f"state dict (prefix {prefix!r}) does not match {type(model).__name__}: "
             f"missing keys {missing}, unexpected keys {unexpected}"
         )

@@ -1,21 +1,28 @@
-"""The DCASE task 4 baseline CRNN, with layer-wise access for IRCT.
+"""The DCASE task 4 baseline CRNN, with layer-wise access for IRCT and late fusion of pretrained embeddings.
 
 Same layers, parameter count (1,112,420 with the default config) and state-dict names as the
 official model, so official checkpoints load as they are. The network is a chain of stages; the
 output after each stage is a named placement (``CRNN.PLACEMENTS``), and ``encode`` / ``classify``
 split the chain at any placement. ``forward`` is ``classify(x, "input")``, so there is one forward path.
+
+Late fusion (DCASE 2022 / 2023 pretrained baselines, ATST-SED): with ``use_embeddings`` the embeddings of
+a pretrained model are merged into the CNN features right before the BiGRU, with the official modules
+``frame_embs_encoder``, ``shrink_emb`` and ``cat_tf``.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from desed_task.nnet.cnn import CNN
 from desed_task.nnet.rnn import BidirectionalGRU
 
 ATTENTION_SOFTMAX_DIMS = ("classes", "time")
+AGGREGATION_TYPES = ("frame", "global", "pool1d", "interpolate")
+EMBEDDING_TYPES = ("frame", "global")
 
 
 def attention_pooling(strong: torch.Tensor, logits: torch.Tensor, softmax_dim: str = "classes") -> torch.Tensor:
@@ -40,6 +47,25 @@ class CRNN(nn.Module):
     pooling is usually described. ``"classes"`` (default) keeps that, so official checkpoints give their
     published results; ``"time"`` normalises over frames. The weak output is in both cases
     ``sum_t(strong * w) / sum_t(w)`` with ``w`` clamped to at least 1e-7.
+
+    Embeddings (``use_embeddings=True``): ``embedding_type`` says what the caller passes, ``"frame"``
+    (B, embedding_size, T_e) or ``"global"`` (B, embedding_size); ``aggregation_type`` says how it is fused
+    into the (B, T', C) CNN features ``x``:
+
+    - ``frame`` (2022): ``frame_embs_encoder``, a 1-layer BiGRU of hidden size ``frame_emb_enc_dim``, reads
+      the sequence; its output at the last step goes through ``shrink_emb`` (Linear + LayerNorm to C), is
+      repeated over the T' frames, concatenated to ``x`` and projected back by ``cat_tf`` (2C -> C);
+    - ``global`` (2022): ``shrink_emb`` (Linear(E, C) + LayerNorm), repeated, concatenated, ``cat_tf``;
+    - ``pool1d`` (2023, ATST-SED): the sequence is adaptively average-pooled to T' frames, concatenated
+      and projected by ``cat_tf`` (C + E -> C);
+    - ``interpolate`` (2023): nearest-exact interpolation to T' frames, then as ``pool1d``.
+
+    ``aggregation_type=None`` (default) fuses as ``embedding_type`` says, which is the 2022 package's
+    behaviour; the 2023 package defaulted to ``"global"``, which silently routed 2022 frame configs to the
+    global path, so a configuration that wants that writes ``aggregation_type: global`` explicitly.
+    The fusion belongs to the stage from the last conv block to ``l8``: ``encode`` to ``l8``/``l9`` and
+    ``classify`` from ``input``..``l7`` need ``embeddings``; ``classify`` from ``l8``/``l9`` starts after the
+    fusion and ignores them, so callers can pass them for every placement.
     """
 
     PLACEMENTS = ("input", "l1", "l2", "l3", "l4", "l5", "l6", "l7", "l8", "l9")
@@ -62,6 +88,11 @@ class CRNN(nn.Module):
         nb_filters: Sequence[int] = (16, 32, 64, 128, 128, 128, 128),
         pooling: Sequence = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2)),
         attention_softmax_dim: str = "classes",
+        use_embeddings: bool = False,
+        embedding_size: int = 527,
+        embedding_type: str = "global",
+        frame_emb_enc_dim: int = 512,
+        aggregation_type: str | None = None,
     ):
         super().__init__()
         if rnn_type != "BGRU":
@@ -88,8 +119,46 @@ class CRNN(nn.Module):
         self.sigmoid = nn.Sigmoid()
         if attention:
             self.dense_softmax = nn.Linear(2 * n_RNN_cell, nclass)
+        self.use_embeddings = use_embeddings
+        self.embedding_type = embedding_type
+        self.aggregation_type = aggregation_type or embedding_type
+        if use_embeddings:
+            self._build_fusion(self.cnn.nb_filters[-1], embedding_size, frame_emb_enc_dim)
         n_conv = self.cnn.n_blocks
         self.placements = ("input", *(f"l{i}" for i in range(1, n_conv + 3)))
+
+    def _build_fusion(self, n_features: int, embedding_size: int, frame_emb_enc_dim: int) -> None:
+        """The official fusion modules for ``self.aggregation_type`` (names as in the official CRNN)."""
+        if self.embedding_type not in EMBEDDING_TYPES:
+            raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {self.embedding_type!r}")
+        if self.aggregation_type not in AGGREGATION_TYPES:
+            raise ValueError(f"aggregation_type must be one of {AGGREGATION_TYPES}, got {self.aggregation_type!r}")
+        needed = "global" if self.aggregation_type == "global" else "frame"
+        if self.embedding_type != needed:
+            raise ValueError(f"aggregation_type {self.aggregation_type!r} fuses {needed} embeddings, "
+                             f"but embedding_type is {self.embedding_type!r}")
+        if self.aggregation_type == "frame":
+            self.frame_embs_encoder = nn.GRU(embedding_size, frame_emb_enc_dim, batch_first=True, bidirectional=True)
+            self.shrink_emb = nn.Sequential(nn.Linear(2 * frame_emb_enc_dim, n_features), nn.LayerNorm(n_features))
+        elif self.aggregation_type == "global":
+            self.shrink_emb = nn.Sequential(nn.Linear(embedding_size, n_features), nn.LayerNorm(n_features))
+        if self.aggregation_type in ("frame", "global"):
+            self.cat_tf = nn.Linear(2 * n_features, n_features)
+        else:
+            self.cat_tf = nn.Linear(n_features + embedding_size, n_features)
+
+    def fuse(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """(B, T', C) CNN features fused with the embeddings -> (B, T', C) (see the class docstring)."""
+        frames = x.shape[1]
+        if self.aggregation_type in ("frame", "global"):
+            if self.aggregation_type == "frame":
+                embeddings = self.frame_embs_encoder(embeddings.transpose(1, 2))[0][:, -1]
+            per_frame = self.shrink_emb(embeddings).unsqueeze(1).expand(-1, frames, -1)
+        elif self.aggregation_type == "pool1d":
+            per_frame = F.adaptive_avg_pool1d(embeddings, frames).transpose(1, 2)
+        else:
+            per_frame = F.interpolate(embeddings, size=frames, mode="nearest-exact").transpose(1, 2)
+        return self.cat_tf(torch.cat((x, per_frame), -1))
 
     def _index(self, placement: str) -> int:
         try:
@@ -97,7 +166,14 @@ class CRNN(nn.Module):
         except ValueError:
             raise ValueError(f"unknown placement {placement!r}, expected one of {self.placements}") from None
 
-    def _stage(self, index: int, h, pad_mask: torch.Tensor | None):
+    def _check_embeddings(self, embeddings: torch.Tensor | None, first: int, last: int) -> None:
+        """Stages ``first`` .. ``last - 1`` are about to run: embeddings are needed iff they cross the fusion."""
+        if embeddings is not None and not self.use_embeddings:
+            raise ValueError("embeddings were passed to a CRNN built with use_embeddings=False")
+        if self.use_embeddings and embeddings is None and first <= self.cnn.n_blocks < last:
+            raise ValueError(f"this CRNN fuses {self.embedding_type} embeddings before its BiGRU: pass embeddings=")
+
+    def _stage(self, index: int, h, pad_mask: torch.Tensor | None, embeddings: torch.Tensor | None = None):
         """Map the output at placement ``index`` to the output at placement ``index + 1``."""
         n_conv = self.cnn.n_blocks
         if index < n_conv:
@@ -106,7 +182,10 @@ class CRNN(nn.Module):
             return self.cnn.forward_blocks(h, index, index + 1)
         if index == n_conv:
             batch, channels, frames, freq = h.shape
-            return self.dropout(self.rnn(h.permute(0, 2, 1, 3).reshape(batch, frames, channels * freq)))
+            h = h.permute(0, 2, 1, 3).reshape(batch, frames, channels * freq)
+            if self.use_embeddings:
+                h = self.fuse(h, embeddings)
+            return self.dropout(self.rnn(h))
         return self.head(h, pad_mask)
 
     def head(self, h: torch.Tensor, pad_mask: torch.Tensor | None = None):
@@ -124,17 +203,22 @@ class CRNN(nn.Module):
             logits = logits.masked_fill(mask.transpose(1, 2), -1e30)
         return strong.transpose(1, 2), attention_pooling(strong, logits, self.attention_softmax_dim)
 
-    def encode(self, x: torch.Tensor, placement: str):
+    def encode(self, x: torch.Tensor, placement: str, embeddings: torch.Tensor | None = None):
         """The chain from the log-mels up to and including ``placement``."""
-        for index in range(self._index(placement)):
-            x = self._stage(index, x, None)
+        last = self._index(placement)
+        self._check_embeddings(embeddings, 0, last)
+        for index in range(last):
+            x = self._stage(index, x, None, embeddings)
         return x
 
-    def classify(self, h, placement: str, pad_mask: torch.Tensor | None = None):
+    def classify(self, h, placement: str, pad_mask: torch.Tensor | None = None,
+                 embeddings: torch.Tensor | None = None):
         """The rest of the chain after ``placement``: returns (strong, weak)."""
-        for index in range(self._index(placement), len(self.placements) - 1):
-            h = self._stage(index, h, pad_mask)
+        first = self._index(placement)
+        self._check_embeddings(embeddings, first, len(self.placements) - 1)
+        for index in range(first, len(self.placements) - 1):
+            h = self._stage(index, h, pad_mask, embeddings)
         return h
 
-    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None):
-        return self.classify(x, "input", pad_mask)
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None, embeddings: torch.Tensor | None = None):
+        return self.classify(x, "input", pad_mask, embeddings)

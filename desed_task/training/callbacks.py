@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
+from desed_task.utils.environment import write_environment
+
 log = logging.getLogger(__name__)
 
 
@@ -19,6 +21,9 @@ class _Tracker:
         try:
             from codecarbon import OfflineEmissionsTracker
 
+            # codecarbon logs at INFO/WARNING level (tracker init, "multiple instances allowed") before it
+            # applies `log_level`, at every start: only its errors are of interest here.
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
             folder.mkdir(parents=True, exist_ok=True)
             self.tracker = OfflineEmissionsTracker(
                 project_name=project_name,
@@ -31,13 +36,24 @@ class _Tracker:
             log.warning("codecarbon tracker %s could not start: %s", project_name, error)
             self.tracker = None
 
-    def stop(self) -> float | None:
-        """Stop tracking and write the consumed energy (kWh); None when unavailable."""
+    def energy_so_far(self) -> float:
+        """kWh measured since `start` (0 when unavailable); codecarbon has no public running total."""
+        if self.tracker is None:
+            return 0.0
+        try:
+            self.tracker._measure_power_and_energy()
+            return float(self.tracker._total_energy.kWh)
+        except Exception as error:
+            log.warning("codecarbon tracker could not report energy so far: %s", error)
+            return 0.0
+
+    def stop(self, earlier_kwh: float = 0.0) -> float | None:
+        """Stop tracking and write `earlier_kwh` + the energy consumed since `start` (kWh); None when unavailable."""
         if self.tracker is None:
             return None
         try:
             self.tracker.stop()
-            kwh = float(self.tracker.final_emissions_data.energy_consumed)
+            kwh = earlier_kwh + float(self.tracker.final_emissions_data.energy_consumed)
             (self.folder / self.kwh_file).write_text(str(kwh))
             return kwh
         except Exception as error:
@@ -51,7 +67,8 @@ class CodeCarbonCallback(pl.Callback):
     Writes `<log_dir>/training_codecarbon/training_tot_kwh.txt`, `<log_dir>/devtest_codecarbon/
     devtest_tot_kwh.txt` (or `evaluation_codecarbon/eval_tot_kwh.txt` when `evaluation`) and logs
     `train/tot_energy_kWh`, `test/tot_energy_kWh` / `eval/tot_energy_kWh`. Works offline: the
-    carbon intensity comes from `country_iso_code`.
+    carbon intensity comes from `country_iso_code`. The training energy measured up to each checkpoint
+    is saved in it, so a resumed run reports the energy of the whole training, not of its last part.
     """
 
     def __init__(self, log_dir: str | Path, evaluation: bool = False, country_iso_code: str = "FRA"):
@@ -60,17 +77,25 @@ class CodeCarbonCallback(pl.Callback):
         self.country_iso_code = country_iso_code
         self._train = None
         self._test = None
+        self._training_kwh_before = 0.0  # training energy of the runs this one resumes
 
     def _start(self, trainer, folder: str, kwh_file: str, name: str):
         if not trainer.is_global_zero:
             return None
         return _Tracker(self.log_dir / folder, kwh_file, name, self.country_iso_code)
 
+    def state_dict(self) -> dict:
+        running = self._train.energy_so_far() if self._train is not None else 0.0
+        return {"training_kwh": self._training_kwh_before + running}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._training_kwh_before = float(state_dict.get("training_kwh", 0.0))
+
     @staticmethod
-    def _finish(trainer, tracker, metric: str) -> None:
+    def _finish(trainer, tracker, metric: str, earlier_kwh: float = 0.0) -> None:
         if tracker is None:
             return
-        kwh = tracker.stop()
+        kwh = tracker.stop(earlier_kwh)
         if kwh is not None and trainer.logger is not None:
             trainer.logger.log_metrics({metric: kwh}, step=trainer.global_step)
 
@@ -78,7 +103,7 @@ class CodeCarbonCallback(pl.Callback):
         self._train = self._start(trainer, "training_codecarbon", "training_tot_kwh.txt", "SED TRAINING")
 
     def on_train_end(self, trainer, pl_module):
-        self._finish(trainer, self._train, "train/tot_energy_kWh")
+        self._finish(trainer, self._train, "train/tot_energy_kWh", self._training_kwh_before)
         self._train = None
 
     def on_test_start(self, trainer, pl_module):
@@ -90,3 +115,19 @@ class CodeCarbonCallback(pl.Callback):
     def on_test_end(self, trainer, pl_module):
         self._finish(trainer, self._test, "eval/tot_energy_kWh" if self.evaluation else "test/tot_energy_kWh")
         self._test = None
+
+
+class EnvironmentRecord(pl.Callback):
+    """Writes `<log_dir>/environment.json` (threads, processes, library versions, git commit) on global rank 0.
+
+    Written at setup, after the DDP processes started and set their thread counts, once per stage
+    (fit, then test) so a test-only run records its own environment.
+    """
+
+    def __init__(self, log_dir: str | Path):
+        self.log_dir = Path(log_dir)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.is_global_zero:
+            write_environment(self.log_dir / "environment.json", world_size=trainer.world_size,
+                              accelerator=type(trainer.accelerator).__name__)

@@ -37,6 +37,7 @@ from desed_task.features.irct_augment import (
 from desed_task.features.mel import amplitude_to_db
 from desed_task.training.irct_losses import irct_loss
 from desed_task.training.sed import SEDTask, TrainBatch
+from desed_task.utils.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,14 @@ def irct_settings(config: Mapping) -> dict:
     """The validated `irct:` section with defaults (placement and aug_set are required)."""
     section = config.get("irct")
     if not isinstance(section, Mapping) or "placement" not in section or "aug_set" not in section:
-        raise ValueError("IRCT needs an `irct:` config section with at least `placement` and `aug_set`")
+        raise BadInput("IRCT needs an `irct:` config section with at least `placement` and `aug_set`")
     settings = {**IRCT_DEFAULTS, **section}
     if settings["aug_set"] not in AUGMENTATION_SETS:
-        raise ValueError(f"irct.aug_set must be one of {tuple(AUGMENTATION_SETS)}, got {settings['aug_set']!r}")
+        raise BadInput(f"irct.aug_set must be one of {tuple(AUGMENTATION_SETS)}, got {settings['aug_set']!r}")
     if settings["supervised_view"] not in SUPERVISED_VIEWS:
-        raise ValueError(f"irct.supervised_view must be one of {SUPERVISED_VIEWS}, got {settings['supervised_view']!r}")
+        raise BadInput(f"irct.supervised_view must be one of {SUPERVISED_VIEWS}, got {settings['supervised_view']!r}")
     if not settings["mix_extra"] or any(int(n) < 1 for n in settings["mix_extra"]):
-        raise ValueError(f"irct.mix_extra must list numbers of extra clips >= 1, got {settings['mix_extra']!r}")
+        raise BadInput(f"irct.mix_extra must list numbers of extra clips >= 1, got {settings['mix_extra']!r}")
     if settings["seed"] is None:
         settings["seed"] = int(config["training"].get("seed") or 0)
     return settings
@@ -80,14 +81,17 @@ class IRCTBatch(TrainBatch):
 
 class IRCTTask(SEDTask):
     """`SEDTask` with IRCT's three-view batches and invariance loss (hooks: augment, student_forward,
-    compute_extra_loss; plus the state of its own random generator in setup and checkpoints)."""
+    compute_extra_loss; plus the state of its own random generators in setup and checkpoints)."""
 
     def __init__(self, config: dict, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
         self.irct = irct_settings(config)
         if self.irct["placement"] not in self.sed_student.placements:
-            raise ValueError(f"irct.placement must be one of {self.sed_student.placements}, "
+            raise BadInput(f"irct.placement must be one of {self.sed_student.placements}, "
                              f"got {self.irct['placement']!r}")
+        # As SEDTask's generators: batch-level draws (number of mixed clips, augmentations, supervised view)
+        # are equal on every DDP rank; per-clip draws (mixing partners, mask positions) are the rank's own.
+        self.irct_batch_generator = torch.Generator().manual_seed(int(self.irct["seed"]))
         self.irct_generator = torch.Generator().manual_seed(int(self.irct["seed"]))
 
     def augment(self, batch: TrainBatch, mel_amplitude: Tensor) -> IRCTBatch:
@@ -96,10 +100,11 @@ class IRCTTask(SEDTask):
             batch.audio, batch.labels, self.train_batch_sizes, self.mel, self.irct["aug_set"],
             generator=self.irct_generator, mix_extra=[int(n) for n in self.irct["mix_extra"]],
             net_pooling=int(self.config["data"]["net_subsample"]), original_features=amplitude_to_db(mel_amplitude),
+            batch_generator=self.irct_batch_generator,
         )
         view = self.irct["supervised_view"]
         if view == "random":
-            view = choose_supervised_view(self.irct_generator)
+            view = choose_supervised_view(self.irct_batch_generator)
         labels = views.labels[view]
         common = {f.name: getattr(batch, f.name) for f in fields(TrainBatch)}
         common.update(features=views.features[view], labels=labels, weak_labels=labels[batch.weak_mask].amax(-1))
@@ -130,13 +135,18 @@ class IRCTTask(SEDTask):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        self.irct_batch_generator.manual_seed(int(self.irct["seed"]))
         self.irct_generator.manual_seed(int(self.irct["seed"]) + self.global_rank)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["irct_generator_state"] = self.irct_generator.get_state()
+        checkpoint["irct_batch_generator_state"] = self.irct_batch_generator.get_state()
+        checkpoint["irct_generator_states"] = self.gather_rank_states(self.irct_generator.get_state())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
-        if "irct_generator_state" in checkpoint:
-            self.irct_generator.set_state(checkpoint["irct_generator_state"])
+        if "irct_batch_generator_state" in checkpoint:
+            self.irct_batch_generator.set_state(checkpoint["irct_batch_generator_state"])
+        irct_state = self.rank_state(checkpoint.get("irct_generator_states"), "IRCT generator")
+        if irct_state is not None:
+            self.irct_generator.set_state(irct_state)

@@ -26,6 +26,7 @@ from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.crnn import CRNN
 from desed_task.nnet.probe import ProbedCRNN, ProbeHead
 from desed_task.training.sed import SEDTask, ema_update
+from desed_task.utils.errors import BadInput, MissingInput
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def probe_settings(config: Mapping) -> dict:
     section = config.get("probe")
     missing = [key for key in ("layer", "hidden_size", "encoder_checkpoint") if key not in (section or {})]
     if missing:
-        raise ValueError(f"probe training needs a `probe:` config section with {missing}")
+        raise BadInput(f"probe training needs a `probe:` config section with {missing}")
     return {**PROBE_DEFAULTS, **section}
 
 
@@ -58,7 +59,7 @@ def load_baseline_encoder(config: Mapping, checkpoint: str | Path | None, prefix
         return encoder
     path = Path(checkpoint)
     if not path.is_file():
-        raise FileNotFoundError(f"baseline checkpoint {path} not found (see ckpt/default/README.md)")
+        raise MissingInput(f"baseline checkpoint {path} not found (see ckpt/default/README.md)")
     state = torch.load(path, map_location="cpu", weights_only=False)
     load_state_dict_by_name(encoder, state, prefix=prefix, strict=True)
     return encoder

@@ -8,12 +8,14 @@ evaluates both student and teacher. Batches are `[strong parts | weak part | unl
 
 Subclasses (IRCT, probes) change behaviour through a few documented hooks:
 `build_student`, `build_teacher`, `trainable_parameters`, `augment`, `student_forward`, `training_losses`,
-`compute_extra_loss`, `detect`, `inference_inputs`.
+`compute_extra_loss`, `detect`, `inference_inputs`, `teacher_forward`, and for networks that also take
+pretrained-model embeddings (training/pretrained.py) `batch_embeddings`, `mix_embeddings`.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import warnings
 from copy import deepcopy
@@ -49,6 +51,7 @@ from desed_task.features.scaler import TorchScaler
 from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.crnn import CRNN
 from desed_task.training.schedulers import ExponentialWarmup, exponential_rampup
+from desed_task.utils.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +71,14 @@ def build_encoder(config: dict, labels: Sequence[str] = DESED_CLASSES) -> ManyHo
 
 
 @torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, alpha_max: float, step: int) -> float:
+def ema_update(teacher: nn.Module, student: nn.Module, alpha_max: float, step: int, ramp: bool = True) -> float:
     """teacher <- alpha * teacher + (1 - alpha) * student over parameters, alpha = min(1 - 1/(step+1), alpha_max).
 
     The ramp makes the teacher the true running average of the first student states (Tarvainen &
-    Valpola, 2017). Buffers (batch-norm statistics) are not averaged, as in the baseline. Returns alpha.
+    Valpola, 2017); `ramp=False` uses alpha_max from the first step (ATST-SED stage 2). Buffers
+    (batch-norm statistics) are not averaged, as in the baseline. Returns alpha.
     """
-    alpha = min(1.0 - 1.0 / (step + 1), alpha_max)
+    alpha = min(1.0 - 1.0 / (step + 1), alpha_max) if ramp else alpha_max
     for teacher_param, student_param in zip(teacher.parameters(), student.parameters()):
         teacher_param.mul_(alpha).add_(student_param.detach(), alpha=1.0 - alpha)
     return alpha
@@ -85,6 +89,28 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
+
+
+def capture_rng_states() -> dict:
+    """The global random states (torch CPU and CUDA, numpy, random) that dropout and data crops draw from."""
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                   "has_gauss": int(has_gauss), "cached_gauss": float(cached_gauss)}  # loadable with weights_only
+    states = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    """Inverse of `capture_rng_states` (the CUDA states only where CUDA is available)."""
+    torch.set_rng_state(states["torch"])
+    numpy_state = states["numpy"]
+    np.random.set_state((numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
+                         numpy_state["has_gauss"], numpy_state["cached_gauss"]))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def psds_thresholds(n_thresholds: int) -> np.ndarray:
@@ -99,7 +125,8 @@ class TrainBatch:
     `features` are clamped dB log-mels (B, n_mels, frames), the input of `detect`; `labels` the frame
     targets (B, n_classes, n_frames) of the whole batch (mixed where mixup applied, zeros for unlabeled
     clips); `weak_labels` (n_weak, n_classes) the clip targets of the weak part; the masks (B,) select
-    the strongly labelled, weakly labelled and unlabeled parts.
+    the strongly labelled, weakly labelled and unlabeled parts; `embeddings` the pretrained-model
+    embeddings fed to the network (mixed like the features), None when it takes none.
     """
 
     audio: Tensor
@@ -109,13 +136,14 @@ class TrainBatch:
     strong_mask: Tensor
     weak_mask: Tensor
     unlabeled_mask: Tensor
+    embeddings: Tensor | None = None
 
 
 def batch_masks(batch_sizes: Sequence[int], device=None) -> tuple[Tensor, Tensor, Tensor]:
     """(strong, weak, unlabeled) boolean masks of a `[strong sets... | weak | unlabeled]` batch layout."""
     sizes = list(batch_sizes)
     if len(sizes) < 3:
-        raise ValueError(f"batch sizes {sizes} must be [strong set(s)..., weak, unlabeled]")
+        raise BadInput(f"batch sizes {sizes} must be [strong set(s)..., weak, unlabeled]")
     total, n_strong = sum(sizes), sum(sizes[:-2])
     index = torch.arange(total, device=device)
     strong = index < n_strong
@@ -138,6 +166,9 @@ class SEDTask(pl.LightningModule):
         evaluation: test on an unlabeled set: only write score files.
     The submodules `sed_student`, `sed_teacher` keep the official names so official checkpoints load.
     """
+
+    obj_metric_mode = "max"
+    """Whether the checkpoint criterion `val/obj_metric` is maximised ("max") or minimised ("min")."""
 
     def __init__(
         self,
@@ -174,14 +205,21 @@ class SEDTask(pl.LightningModule):
         elif training["self_sup_loss"] == "bce":
             self.selfsup_loss = nn.BCELoss()
         else:
-            raise ValueError(f"training.self_sup_loss must be mse or bce, got {training['self_sup_loss']!r}")
+            raise BadInput(f"training.self_sup_loss must be mse or bce, got {training['self_sup_loss']!r}")
         if training.get("mixup") not in (None, "soft", "hard"):
-            raise ValueError(f"training.mixup must be soft, hard or null, got {training['mixup']!r}")
+            raise BadInput(f"training.mixup must be soft, hard or null, got {training['mixup']!r}")
+        # Random draws of a training step come in two kinds (see `augment`): the batch generator decides
+        # for the whole (global) batch and is seeded alike on every DDP rank, so the ranks agree; the
+        # mixup generator draws for this rank's own clips and is seeded with seed + global rank.
+        self.batch_generator = torch.Generator().manual_seed(self.seed)
         self.mixup_generator = torch.Generator().manual_seed(self.seed)
         self.rampup_length = 0
         self._train_sampler: MultiSetBatchSampler | None = None
         self._outputs: dict[str, list] = {}
         self._synth_val_reference: tuple[pd.DataFrame, dict] | None = None
+        self._train_loader_generator = torch.Generator()
+        self._resumed_rng_states: dict | None = None
+        self._first_epoch = 0  # the first epoch this run trains (after the checkpoint's when resuming)
         self.test_results: dict[str, float] = {}
 
     @property
@@ -205,9 +243,22 @@ class SEDTask(pl.LightningModule):
         """Hook: the parameters the optimiser updates (default: all student parameters)."""
         return self.sed_student.parameters()
 
-    def detect(self, features: Tensor, model: nn.Module) -> tuple[Tensor, Tensor]:
-        """Hook: log-mels (B, n_mels, frames) -> `model(scaler(features))` = (strong (B, C, T), weak (B, C))."""
-        return model(self.scaler(features))
+    def detect(self, features: Tensor, model: nn.Module, embeddings: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Hook: log-mels (B, n_mels, frames) -> `model(scaler(features))` = (strong (B, C, T), weak (B, C)).
+
+        `embeddings` (pretrained-model embeddings of the same clips), when given, are passed on as
+        `model(..., embeddings=embeddings)`.
+        """
+        if embeddings is None:
+            return model(self.scaler(features))
+        return model(self.scaler(features), embeddings=embeddings)
+
+    def batch_embeddings(self, batch) -> Tensor | None:
+        """Hook: the embeddings of a collated batch that the network fuses (default: none)."""
+        return None
+
+    def mix_embeddings(self, batch: TrainBatch, mask: Tensor, permutation: Tensor, weight: float) -> None:
+        """Hook: mix `batch.embeddings[mask]` like the features of that part were (default: nothing to mix)."""
 
     def inference_inputs(self, audio: Tensor):
         """Hook: waveforms (B, samples) -> the input of `detect` in validation, test and any-length inference
@@ -219,28 +270,46 @@ class SEDTask(pl.LightningModule):
 
         IRCT overrides it to encode its three views up to the placement and keep them on the batch.
         """
-        return self.detect(batch.features, self.sed_student)
+        return self.detect(batch.features, self.sed_student, batch.embeddings)
+
+    def teacher_forward(self, batch: TrainBatch) -> tuple[Tensor, Tensor]:
+        """Hook: the teacher's (strong, weak) outputs in a training step, run without gradients
+        (default: `detect` on the student's features; ATST-SED's stage 2 gives the teacher unmixed inputs)."""
+        return self.detect(batch.features, self.sed_teacher, batch.embeddings)
 
     def augment(self, batch: TrainBatch, mel_amplitude: Tensor) -> TrainBatch:
         """Hook: augment a training batch; `mel_amplitude` is the linear mel spectrogram of `batch.audio`.
 
         Default (baseline): with probability 0.5 (`training.mixup` set), Beta(0.2, 0.2) mixup of the
         mel magnitudes, separately inside the weak part and inside the strong part; then dB conversion.
+        Under DDP the decision and the two mixing weights are the global batch's (`batch_generator`, equal
+        on every rank), as in a single process with the ranks' clips in one batch; only the mixing
+        partners, drawn among this rank's clips, are the rank's own (`mixup_generator`).
         """
         mixup_type = self.config["training"].get("mixup")
-        if mixup_type is not None and float(torch.rand((), generator=self.mixup_generator)) < 0.5:
+        if mixup_type is not None and self.mixup_this_step():
             mel_amplitude = mel_amplitude.clone()
             labels = batch.labels.clone()
             weak, strong = batch.weak_mask, batch.strong_mask
-            mel_amplitude[weak], batch.weak_labels = mixup(
-                mel_amplitude[weak], batch.weak_labels, mixup_label_type=mixup_type, generator=self.mixup_generator
+            mel_amplitude[weak], batch.weak_labels, mix = mixup(
+                mel_amplitude[weak], batch.weak_labels, mixup_label_type=mixup_type,
+                permutation=torch.randperm(int(weak.sum()), generator=self.mixup_generator),
+                generator=self.batch_generator, return_mix=True,
             )
-            mel_amplitude[strong], labels[strong] = mixup(
-                mel_amplitude[strong], labels[strong], mixup_label_type=mixup_type, generator=self.mixup_generator
+            self.mix_embeddings(batch, weak, *mix)
+            mel_amplitude[strong], labels[strong], mix = mixup(
+                mel_amplitude[strong], labels[strong], mixup_label_type=mixup_type,
+                permutation=torch.randperm(int(strong.sum()), generator=self.mixup_generator),
+                generator=self.batch_generator, return_mix=True,
             )
+            self.mix_embeddings(batch, strong, *mix)
             batch.labels = labels
         batch.features = amplitude_to_db(mel_amplitude)
         return batch
+
+    def mixup_this_step(self) -> bool:
+        """Whether this step's batch is mixed (probability 0.5); the same answer on every DDP rank."""
+        return float(torch.rand((), generator=self.batch_generator)) < 0.5
 
     def compute_extra_loss(
         self, batch: TrainBatch, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor]
@@ -298,7 +367,7 @@ class SEDTask(pl.LightningModule):
 
     def prepare_train_batch(self, batch) -> TrainBatch:
         """Collated dataset items -> `TrainBatch` (mel on the training device, then `augment`)."""
-        audio, labels, _, _ = batch
+        audio, labels = batch[0], batch[1]
         strong, weak, unlabeled = batch_masks(self.train_batch_sizes, device=audio.device)
         if len(strong) != audio.shape[0]:
             raise ValueError(f"batch of {audio.shape[0]} clips but training batch sizes {self.train_batch_sizes}")
@@ -311,6 +380,7 @@ class SEDTask(pl.LightningModule):
             strong_mask=strong,
             weak_mask=weak,
             unlabeled_mask=unlabeled,
+            embeddings=self.batch_embeddings(batch),
         )
         return self.augment(train_batch, mel_amplitude)
 
@@ -318,7 +388,7 @@ class SEDTask(pl.LightningModule):
         train_batch = self.prepare_train_batch(batch)
         student = self.student_forward(train_batch)
         with torch.no_grad():
-            teacher = self.detect(train_batch.features, self.sed_teacher)
+            teacher = self.teacher_forward(train_batch)
         losses = self.training_losses(train_batch, student, teacher)
         extra, extra_logs = self.compute_extra_loss(train_batch, student, teacher)
         if extra is not None:
@@ -356,28 +426,94 @@ class SEDTask(pl.LightningModule):
             self.rampup_length = training["n_epochs_warmup"] * steps_per_epoch
             if self.config["scaler"]["statistic"] == "dataset" and not self.scaler.fitted:
                 self._fit_scaler()
+            if self.trainer.world_size > 1:  # rank-specific dropout masks (the ranks were seeded alike)
+                torch.manual_seed(self.seed + self.global_rank)
+        self.batch_generator.manual_seed(self.seed)
         self.mixup_generator.manual_seed(self.seed + self.global_rank)
 
     def _fit_scaler(self) -> None:
-        """Dataset statistics of the log-mels, from `scaler.savepath` when it exists, else fitted and saved."""
+        """Dataset statistics of the log-mels, from `scaler.savepath` when it exists, else fitted and saved.
+
+        Fitted on the whole training data (not a rank's share) by global rank 0, which saves the file
+        (atomically) and sends the statistics to the other ranks.
+        """
         path = self.config["scaler"].get("savepath")
         if path and Path(path).is_file():
             self.scaler.load_state_dict(torch.load(path, map_location="cpu"))
             return
-        self.scaler.fit(self.train_dataloader(), transform_func=lambda batch: self.mel(batch[0]))
-        if path:
-            torch.save(self.scaler.state_dict(), path)
+        state = None
+        if self.global_rank == 0:
+            sizes = [len(dataset) for dataset in self.train_data.datasets]
+            sampler = MultiSetBatchSampler(sizes, self.train_batch_sizes, seed=self.seed, num_replicas=1, rank=0)
+            loader = DataLoader(self.train_data, batch_sampler=sampler, **self._loader_kwargs())
+            self.scaler.fit(loader, transform_func=lambda batch: self.mel(batch[0]))
+            state = self.scaler.state_dict()
+            if path:
+                partial = Path(f"{path}.{os.getpid()}.tmp")
+                torch.save(state, partial)
+                os.replace(partial, path)
+        self.scaler.load_state_dict(self._share(state))
 
     def on_train_epoch_start(self) -> None:
         if self._train_sampler is not None:
             self._train_sampler.set_epoch(self.current_epoch)
+        self._train_loader_generator.manual_seed(self._epoch_seed(self.current_epoch))
+        if self._resumed_rng_states is not None:
+            restore_rng_states(self._resumed_rng_states)
+            self._resumed_rng_states = None
+
+    def _epoch_seed(self, epoch: int) -> int:
+        """Seed of the training loader's workers in `epoch` on this rank: a function of (seed, rank, epoch)
+        only, so a resumed run starts its workers exactly as the uninterrupted run did."""
+        return (self.seed * 1_000_003 + self.global_rank * 10_007 + epoch) % 2**63
+
+    def on_validation_epoch_start(self) -> None:
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # Each rank's last training steps moved its own batch-norm statistics (DDP only sends rank 0's
+            # before a training step): validate rank 0's model, the one that is checkpointed, on every rank.
+            for buffer in self.buffers():
+                dist.broadcast(buffer, src=0)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["mixup_generator_state"] = self.mixup_generator.get_state()
+        checkpoint["batch_generator_state"] = self.batch_generator.get_state()
+        checkpoint["mixup_generator_states"] = self.gather_rank_states(self.mixup_generator.get_state())
+        checkpoint["rng_states"] = self.gather_rank_states(capture_rng_states())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "mixup_generator_state" in checkpoint:
-            self.mixup_generator.set_state(checkpoint["mixup_generator_state"])
+        if "batch_generator_state" in checkpoint:
+            self.batch_generator.set_state(checkpoint["batch_generator_state"])
+        mixup_state = self.rank_state(checkpoint.get("mixup_generator_states", checkpoint.get("mixup_generator_state")),
+                                      "mixup generator")
+        if mixup_state is not None:
+            self.mixup_generator.set_state(mixup_state)
+        self._resumed_rng_states = self.rank_state(checkpoint.get("rng_states"), "global random generators")
+        self._first_epoch = int(checkpoint.get("epoch", -1)) + 1  # our checkpoints are saved at epoch ends
+
+    @staticmethod
+    def gather_rank_states(state):
+        """`state` (of a per-rank random generator) from every DDP rank, as a list indexed by global rank.
+
+        Called on every rank: Lightning builds the checkpoint dict on all ranks, rank 0 writes it.
+        """
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            states = [None] * dist.get_world_size()
+            dist.all_gather_object(states, state)
+            return states
+        return [state]
+
+    def rank_state(self, states: list | None, name: str):
+        """This rank's entry of `gather_rank_states`, or None (fresh seeds kept) when the checkpoint has none
+        or was written by another number of processes (with a warning)."""
+        if states is None or len(states) == 0:
+            return None
+        if not isinstance(states, list):  # one process's state, as single-process checkpoints stored it
+            states = [states]
+        world_size = self._trainer.world_size if self._trainer is not None else 1
+        if len(states) != world_size:
+            log.warning("%s: checkpoint of %d processes resumed on %d; restarted from the seed",
+                        name, len(states), world_size)
+            return None
+        return states[self.global_rank]
 
     # ------------------------------------------------------------------ data loaders
     def _loader_kwargs(self) -> dict:
@@ -387,9 +523,19 @@ class SEDTask(pl.LightningModule):
                 "persistent_workers": workers > 0}
 
     def train_dataloader(self):
+        """Training loader; its workers restart every epoch, seeded by `_epoch_seed` (exact resume).
+
+        Lightning creates the first epoch's iterator (and multi-process loaders draw their first indices)
+        before `on_train_epoch_start`, and, when resuming, before its epoch counter reaches the resumed
+        epoch; so the sampler epoch and the worker seeds of that first epoch (0, or the one after the
+        checkpoint's) are set here; later epochs get them in `on_train_epoch_start`.
+        """
         if self._train_sampler is None:
             raise RuntimeError("no training data (train_data) was given to SEDTask")
-        return DataLoader(self.train_data, batch_sampler=self._train_sampler, **self._loader_kwargs())
+        self._train_sampler.set_epoch(self._first_epoch)
+        self._train_loader_generator.manual_seed(self._epoch_seed(self._first_epoch))
+        kwargs = {**self._loader_kwargs(), "generator": self._train_loader_generator, "persistent_workers": False}
+        return DataLoader(self.train_data, batch_sampler=self._train_sampler, **kwargs)
 
     def _eval_loader(self, dataset: Dataset) -> DataLoader:
         sampler = None
@@ -405,9 +551,10 @@ class SEDTask(pl.LightningModule):
         return self._eval_loader(self.test_data)
 
     # ------------------------------------------------------------------ buffers shared by validation and test
-    def _predict(self, audio: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
-        features = self.inference_inputs(audio)
-        return {"student": self.detect(features, self.sed_student), "teacher": self.detect(features, self.sed_teacher)}
+    def _predict(self, batch) -> dict[str, tuple[Tensor, Tensor]]:
+        features, embeddings = self.inference_inputs(batch[0]), self.batch_embeddings(batch)
+        return {"student": self.detect(features, self.sed_student, embeddings),
+                "teacher": self.detect(features, self.sed_teacher, embeddings)}
 
     def _buffer(self, name: str, **values) -> None:
         """Keep per-batch values (moved to CPU) until the end of the epoch."""
@@ -416,7 +563,8 @@ class SEDTask(pl.LightningModule):
                       for key, value in values.items()})
 
     def _collect(self, name: str) -> dict[str, list]:
-        """All buffered values of `name` from every rank, one entry per clip (DDP padding removed)."""
+        """All buffered values of `name` from every rank, one entry per clip (DDP padding removed), in
+        file-id order, so that metrics do not depend on how the clips were split among the ranks."""
         local = self._outputs.pop(name, [])
         merged: dict[str, list] = {}
         for item in local:
@@ -428,11 +576,10 @@ class SEDTask(pl.LightningModule):
             merged = {key: [v for part in gathered for v in part.get(key, [])] for key in merged}
         if "file_id" not in merged:
             return merged
-        keep, seen = [], set()
+        first_index: dict[str, int] = {}
         for index, file_id in enumerate(merged["file_id"]):
-            if file_id not in seen:
-                seen.add(file_id)
-                keep.append(index)
+            first_index.setdefault(file_id, index)
+        keep = [first_index[file_id] for file_id in sorted(first_index)]
         return {key: [values[i] for i in keep] for key, values in merged.items()}
 
     def _share(self, results: dict) -> dict:
@@ -455,19 +602,19 @@ class SEDTask(pl.LightningModule):
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        audio, labels, _, file_ids = batch
-        predictions = self._predict(audio)
+        audio, labels, _, file_ids = batch[:4]
+        predictions = self._predict(batch)
         if dataloader_idx == 0:
             for model, (strong, _) in predictions.items():
                 self.log(f"val/synth/{model}/loss_strong", self.supervised_loss(strong, labels),
-                         batch_size=len(audio), add_dataloader_idx=False)
+                         batch_size=len(audio), add_dataloader_idx=False, sync_dist=True)
             self._buffer("val_synth", file_id=list(file_ids), student=predictions["student"][0],
-                         teacher=predictions["teacher"][0])
+                         teacher=predictions["teacher"][0], target=labels)
         else:
             weak_labels = labels.amax(-1)
             for model, (_, weak) in predictions.items():
                 self.log(f"val/weak/{model}/loss_weak", self.supervised_loss(weak, weak_labels),
-                         batch_size=len(audio), add_dataloader_idx=False)
+                         batch_size=len(audio), add_dataloader_idx=False, sync_dist=True)
             self._buffer("val_weak", file_id=list(file_ids), student=predictions["student"][1],
                          teacher=predictions["teacher"][1], target=weak_labels)
 
@@ -475,7 +622,7 @@ class SEDTask(pl.LightningModule):
         synth, weak = self._collect("val_synth"), self._collect("val_weak")
         results = self._validation_metrics(synth, weak) if self.global_rank == 0 else {}
         for name, value in self._share(results).items():
-            self.log(name, value, prog_bar=name == "val/obj_metric")
+            self.log(name, value, prog_bar=name == "val/obj_metric", sync_dist=True)  # equal on every rank
 
     def _validation_metrics(self, synth: dict, weak: dict) -> dict[str, float]:
         training = self.config["training"]
@@ -497,15 +644,15 @@ class SEDTask(pl.LightningModule):
                     intersection_f1_macro(frame, ground_truth, durations)[0] for frame in detections.values()]))
         synth_type = training.get("obj_metric_synth_type") or "intersection"
         if synth_type != "intersection":
-            raise ValueError(f"training.obj_metric_synth_type {synth_type!r} is not supported (use intersection)")
+            raise BadInput(f"training.obj_metric_synth_type {synth_type!r} is not supported (use intersection)")
         results["val/obj_metric"] = (results["val/weak/student/macro_F1"]
                                      + results.get("val/synth/student/intersection_f1_macro", 0.0))
         return results
 
     # ------------------------------------------------------------------ test and evaluation
     def test_step(self, batch, batch_idx):
-        audio, labels, valid_frames, file_ids = batch
-        predictions = self._predict(audio)
+        audio, labels, valid_frames, file_ids = batch[:4]
+        predictions = self._predict(batch)
         values = {"file_id": list(file_ids)}
         for model, (strong, weak) in predictions.items():
             values[f"{model}_strong"] = strong
@@ -528,7 +675,7 @@ class SEDTask(pl.LightningModule):
             if self.logger is not None:
                 self.logger.log_metrics(results, step=self.global_step)
             for name, value in results.items():
-                self.log(name, value, logger=False)
+                self.log(name, value, logger=False, sync_dist=True)
 
     @staticmethod
     def _write_scores(scores: dict[str, pd.DataFrame], folder: Path) -> None:
@@ -604,8 +751,8 @@ class SEDTask(pl.LightningModule):
 def load_sed_checkpoint(task: SEDTask, checkpoint: str | Path | dict) -> dict:
     """Load student and teacher weights of a Lightning checkpoint (ours or the official baseline's).
 
-    Only `sed_student.*` / `sed_teacher.*` (and a fitted dataset scaler's `scaler.*`) are taken, so the
-    official `mel_spec.*` buffers are ignored. Returns the checkpoint dict.
+    Only `sed_student.*` / `sed_teacher.*` (and a fitted dataset scaler's `scaler.*`, an end-to-end
+    pretrained model's `pretrained_model.*`) are taken, so the official `mel_spec.*` buffers are ignored. Returns the checkpoint dict.
     """
     if not isinstance(checkpoint, dict):
         checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -614,4 +761,7 @@ def load_sed_checkpoint(task: SEDTask, checkpoint: str | Path | dict) -> dict:
     load_state_dict_by_name(task.sed_teacher, state, prefix="sed_teacher.")
     if any(key.startswith("scaler.") for key in state):
         load_state_dict_by_name(task.scaler, state, prefix="scaler.")
+    pretrained = getattr(task, "pretrained_model", None)  # an end-to-end pretrained model (training/pretrained.py)
+    if isinstance(pretrained, nn.Module) and any(key.startswith("pretrained_model.") for key in state):
+        load_state_dict_by_name(pretrained, state, prefix="pretrained_model.")
     return checkpoint

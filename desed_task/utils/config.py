@@ -7,16 +7,18 @@ from typing import Any, Iterable
 
 import yaml
 
+from desed_task.utils.errors import BadInput, MissingInput, UnknownConfigKey
+
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
     """Read a YAML config and apply `section.key=value` overrides (values parsed as YAML)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise MissingInput(f"config file not found: {path}")
     with open(path) as f:
         config = yaml.safe_load(f) or {}
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: the top level of a config must be a mapping")
+        raise BadInput(f"{path}: the top level of a config must be a mapping")
     return apply_overrides(config, overrides)
 
 
@@ -25,16 +27,16 @@ def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
     config = copy.deepcopy(config)
     for override in overrides:
         if "=" not in override:
-            raise ValueError(f"override {override!r} must look like section.key=value")
+            raise BadInput(f"override {override!r} must look like section.key=value")
         dotted, raw_value = override.split("=", 1)
         keys = dotted.split(".")
         node = config
         for depth, key in enumerate(keys[:-1]):
             if not isinstance(node.get(key), dict):
-                raise KeyError(f"override {override!r}: {'.'.join(keys[:depth + 1])} is not a config section")
+                raise UnknownConfigKey(f"override {override!r}: {'.'.join(keys[:depth + 1])} is not a config section")
             node = node[key]
         if keys[-1] not in node:
-            raise KeyError(f"override {override!r}: unknown key {dotted!r} (existing: {sorted(node)})")
+            raise UnknownConfigKey(f"override {override!r}: unknown key {dotted!r} (existing: {sorted(node)})")
         node[keys[-1]] = yaml.safe_load(raw_value)
     return config
 

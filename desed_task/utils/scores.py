@@ -13,6 +13,8 @@ from typing import Mapping
 
 import pandas as pd
 
+from desed_task.utils.errors import BadInput
+
 PSDS2_METRIC = "test/student/psds2_sed_scores_eval"
 RUN_NAME_PATTERNS = (
     (re.compile(r"^default_(?P<seed>\d+)$"), "default"),
@@ -31,7 +33,7 @@ def read_score_blocks(path: str | Path) -> dict[str, dict[str, float]]:
             continue
         if "\t" in line:
             if current is None:
-                raise ValueError(f"{path}:{line_number}: metric line before any run name")
+                raise BadInput(f"{path}:{line_number}: metric line before any run name")
             metric, value = line.rsplit("\t", 1)
             blocks[current][metric] = float(value)
         else:
@@ -56,7 +58,7 @@ def format_block(run_name: str, metrics: Mapping[str, float]) -> str:
 def write_scores(path: str | Path, run_name: str, metrics: Mapping[str, float]) -> None:
     """Append the run's block, replacing an earlier block of the same name; atomic (tmp + os.replace)."""
     if not run_name.strip() or "\t" in run_name or "\n" in run_name:
-        raise ValueError(f"invalid run name {run_name!r}")
+        raise BadInput(f"invalid run name {run_name!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blocks = read_score_blocks(path) if path.is_file() else {}

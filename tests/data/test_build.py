@@ -1,15 +1,17 @@
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import soundfile as sf
 import torch
 
-from desed_task.data.build import build_eval_dataset, build_sed_datasets
+from desed_task.data.build import build_eval_dataset, build_sed_datasets, prepare_folder
+from desed_task.data.datasets import WeaklyAnnotatedSet
 from desed_task.data.mini import apply_mini_config, mini_config_paths
 from desed_task.data.resample import COMPLETE_MARKER
 from desed_task.data.sampler import MultiSetBatchSampler
 
-from .conftest import TINY_SIZES
+from .conftest import TINY_SIZES, write_tone
 
 
 def _config(paths, batch_size=(4, 4, 4)):
@@ -38,7 +40,7 @@ def test_strong_real_needs_four_batch_sizes_and_a_strong_set(tiny_mini, encoder)
     _, paths = tiny_mini
     with pytest.raises(ValueError, match=r"must have 4 entries \[synth, strong, weak, unlabeled\]"):
         build_sed_datasets(_config(paths), encoder, strong_real=True)
-    with pytest.raises(ValueError, match=r"data\.strong_folder must be set"):
+    with pytest.raises(ValueError, match=r"data\.strong_folder"):  # the mini dataset has no strong split by default
         build_sed_datasets(_config(paths, (2, 2, 2, 2)), encoder, strong_real=True)
 
 
@@ -51,9 +53,27 @@ def test_missing_test_folder_names_the_key(tiny_mini, encoder, tmp_path):
 
 def test_apply_mini_config_reuses_a_complete_dataset(tiny_mini):
     root, paths = tiny_mini
-    config = {"data": {"mini": {"out_dir": str(root), "seed": 3, "workers": 2, **TINY_SIZES}, "synth_folder": "x"}}
+    config = {"data": {"mini": {"out_dir": str(root), "seed": 3, "workers": 2, **TINY_SIZES}, "synth_folder": None}}
     marker_time = (root / ".mini_complete.json").stat().st_mtime_ns
     resolved = apply_mini_config(config)
     assert resolved["data"]["synth_folder"] == mini_config_paths(root)["synth_folder"] == paths["synth_folder"]
     assert (root / ".mini_complete.json").stat().st_mtime_ns == marker_time
-    assert config["data"]["synth_folder"] == "x"
+    assert config["data"]["synth_folder"] is None
+
+
+def test_issue13_item2_truncated_44k_clip_is_reported_and_skipped(tmp_path, encoder):
+    source = tmp_path / "weak"
+    source.mkdir()
+    for name in ("complete.wav", "cut.wav"):
+        write_tone(source / name, seconds=8.3, sr=44100)
+    (source / "cut.wav").write_bytes((source / "cut.wav").read_bytes()[:100])
+    tsv = tmp_path / "weak.tsv"
+    tsv.write_text("filename\tevent_labels\ncomplete.wav\tCat\ncut.wav\tDog,Speech\n")
+    data = {"weak_folder": str(tmp_path / "weak_16k"), "weak_folder_44k": str(source), "fs": 16000}
+    folder = prepare_folder(data, "weak_folder")
+    dataset = WeaklyAnnotatedSet(folder, tsv, encoder, split="weak_train", report_dir=tmp_path / "reports")
+    assert dataset.filenames == ["complete.wav"] and not (tmp_path / "weak_16k" / "cut.wav").exists()
+    report = pd.read_csv(tmp_path / "reports" / "missing_files_weak_train.tsv", sep="\t")
+    assert list(report["filename"]) == ["cut.wav"]
+    assert report["reason"].iloc[0] == (f"source {source.resolve() / 'cut.wav'} not resampled: truncated: the header "
+                                        "declares 8.300 s (366030 frames), the file holds 0.001 s (28 frames)")

@@ -1,9 +1,12 @@
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 
 from desed_task.data.classes import DESED_CLASSES
+from desed_task.data.datasets import StronglyAnnotatedSet
 from desed_task.data.manifest import (read_durations, read_strong_annotations, read_weak_annotations,
                                       scan_unlabeled, write_durations)
 
@@ -91,3 +94,44 @@ def test_unlabeled_scan_skips_corrupt_and_durations_round_trip(folder, tmp_path)
     assert (tmp_path / "missing_files_unlabeled.tsv").is_file()
     write_durations(folder, tmp_path / "durations.tsv", ["a.wav", "b.wav"])
     assert read_durations(tmp_path / "durations.tsv") == {"a.wav": 10.0, "b.wav": 8.0}
+
+
+def _truncate(path, n_bytes):
+    path.write_bytes(path.read_bytes()[:n_bytes])
+
+
+def test_issue13_item2_truncated_16k_validation_clip_is_reported_and_skipped(folder, tmp_path, encoder):
+    write_tone(folder / "cut.wav", seconds=10.0)
+    _truncate(folder / "cut.wav", 44 + 64)  # WAV header + 32 samples: 0.002 s
+    tsv = _strong_tsv(tmp_path / "val.tsv", "a.wav\t0.5\t1.5\tCat\ncut.wav\t1.0\t3.0\tDog\ncut.wav\t5.0\t6.0\tSpeech\n")
+    dataset = StronglyAnnotatedSet(folder, tsv, encoder, split="synth_val", report_dir=tmp_path / "reports")
+    assert dataset.filenames == ["a.wav"]
+    report = pd.read_csv(tmp_path / "reports" / "missing_files_synth_val.tsv", sep="\t")
+    assert list(report["filename"]) == ["cut.wav"]
+    assert report["reason"].iloc[0] == ("truncated: the header declares 10.000 s (160000 frames), "
+                                        "the file holds 0.002 s (32 frames)")
+
+
+def test_audio_disagreeing_with_the_durations_file_is_reported_and_skipped(folder, tmp_path):
+    write_tone(folder / "rounded.wav", seconds=9.28)
+    durations = tmp_path / "durations.tsv"
+    durations.write_text("filename\tduration\na.wav\t10.0\nb.wav\t10.0\nrounded.wav\t9.3\n")
+    tsv = _strong_tsv(tmp_path / "val.tsv", "a.wav\t0.5\t1.5\tCat\nb.wav\t1.0\t3.0\tDog\nrounded.wav\t1.0\t2.0\tDog\n")
+    events, _ = read_strong_annotations(tsv, folder, DESED_CLASSES, "test", report_dir=tmp_path, durations=durations)
+    assert sorted(events) == ["a.wav", "rounded.wav"]
+    report = pd.read_csv(tmp_path / "missing_files_test.tsv", sep="\t")
+    assert list(report["reason"]) == [f"duration 8.000 s disagrees with {durations} (10.000 s)"]
+
+
+def test_truncated_flac_is_reported_and_a_complete_one_kept(tmp_path):
+    audio = tmp_path / "unlabeled"
+    audio.mkdir()
+    tone = 0.1 * np.sin(np.arange(160000) * 0.05)
+    for name in ("whole.flac", "cut.flac"):
+        sf.write(str(audio / name), tone, 16000)
+    _truncate(audio / "cut.flac", (audio / "cut.flac").stat().st_size // 2)
+    assert sf.info(str(audio / "cut.flac")).frames == 160000  # the header alone does not tell
+    infos = scan_unlabeled(audio, "unlabeled", report_dir=tmp_path)
+    assert list(infos) == ["whole.flac"]
+    reason = pd.read_csv(tmp_path / "missing_files_unlabeled.tsv", sep="\t")["reason"].iloc[0]
+    assert reason.startswith("truncated or corrupt: the last 1024 frames cannot be decoded")

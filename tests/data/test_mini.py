@@ -1,12 +1,15 @@
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 
 from desed_task.data.classes import DESED_CLASSES
-from desed_task.data.mini import CLASS_SHARES, MEDIAN_DURATION, generate_mini_desed, sample_annotations
+from desed_task.data.mini import (CLASS_SHARES, MEDIAN_DURATION, apply_mini_config, generate_mini_desed,
+                                  sample_annotations)
 
 from .conftest import TINY_SIZES
 
@@ -91,3 +94,55 @@ def test_command_line_writes_the_dataset(tmp_path, capsys):
     paths = mini_config_paths(tmp_path)
     assert "mini DESED written" in capsys.readouterr().out
     assert Path(paths["synth_tsv"]).is_file() and len(list(Path(paths["weak_folder_44k"]).glob("*.wav"))) == 1
+
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CONF = REPO / "confs/dcase2022_task4_baseline/demo.yaml"
+DEFAULT_CONF = REPO / "confs/dcase2022_task4_baseline/default.yaml"
+
+
+def _mini_override(root) -> str:
+    return "data.mini={" + f"out_dir: {root}, seed: 3, workers: 2, " + ", ".join(
+        f"{key}: {value}" for key, value in TINY_SIZES.items()) + "}"
+
+
+def test_issue13_item1_data_paths_given_with_mini_are_an_error_naming_the_keys(tiny_mini):
+    from desed_task.training.run import resolve_config
+    root, _ = tiny_mini
+    overrides = [_mini_override(root), "data.weak_folder=/real/desed/weak_16k", "data.weak_tsv=/real/desed/weak.tsv"]
+    with pytest.raises(ValueError) as error:
+        resolve_config(str(DEMO_CONF), overrides)
+    message = str(error.value)
+    assert "data.weak_folder=/real/desed/weak_16k" in message and "data.weak_tsv=/real/desed/weak.tsv" in message
+    assert "data.mini=null" in message and "data.synth_tsv" not in message
+
+
+def test_mini_given_on_the_command_line_replaces_the_config_files_paths_with_a_warning(tiny_mini, caplog):
+    from desed_task.training.run import resolve_config
+    root, paths = tiny_mini
+    with caplog.at_level(logging.WARNING, logger="desed_task.data.mini"):
+        resolved = resolve_config(str(DEFAULT_CONF), [_mini_override(root)])
+    assert {key: resolved["data"][key] for key in paths} == paths
+    assert "replaces the config file's 21 data paths" in caplog.text and "data.weak_folder_44k" in caplog.text
+    with pytest.raises(ValueError, match=r"data paths: data\.weak_folder=/real/weak_16k\. To train"):
+        resolve_config(str(DEFAULT_CONF), [_mini_override(root), "data.weak_folder=/real/weak_16k"])
+
+
+def test_a_resolved_mini_config_is_accepted_again(tiny_mini):
+    root, _ = tiny_mini
+    config = {"data": {"mini": {"out_dir": str(root), "seed": 3, "workers": 2, **TINY_SIZES}}}
+    resolved = apply_mini_config(config)
+    assert apply_mini_config(resolved, file_config=resolved) == resolved
+
+
+def test_strong_real_split_is_written_when_asked(tmp_path):
+    sizes = dict(n_synth=1, n_weak=1, n_unlabeled=1, n_synth_val=1, n_test=1, workers=1)
+    without = generate_mini_desed(tmp_path / "a", seed=3, **sizes)
+    assert not Path(without["strong_tsv"]).exists() and not Path(without["strong_folder"]).exists()
+    paths = generate_mini_desed(tmp_path / "b", seed=3, n_strong=3, **sizes)
+    strong = pd.read_csv(paths["strong_tsv"], sep="\t")
+    files = sorted(p.name for p in Path(paths["strong_folder"]).glob("*.wav"))
+    assert files == sorted(set(strong.filename)) and len(files) == 3
+    assert {sf.info(str(Path(paths["strong_folder"]) / f)).samplerate for f in files} == {16000}
+    # the other sets are unchanged by the extra split
+    assert _digest(tmp_path / "a") == {k: v for k, v in _digest(tmp_path / "b").items() if "strong" not in k}

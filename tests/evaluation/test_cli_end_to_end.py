@@ -1,6 +1,7 @@
 """The CLI end to end: score folders as the trainer writes them, operating-point folders and detection files."""
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -10,7 +11,7 @@ from sed_scores_eval.base_modules.io import write_sed_scores
 
 from desed_task.evaluation import (
     PSDS1, PSDS2, load_detections, load_durations, load_ground_truth, load_operating_points, load_score_tables,
-    psds_from_operating_points, sed_report,
+    psds_from_operating_points, scores_to_detections, sed_report,
 )
 from desed_task.evaluation.__main__ import main
 from desed_task.evaluation.synthetic import synthetic_score_tables
@@ -57,7 +58,8 @@ def assert_same_report(cli, api):
 
 def test_scores_folder_report_and_plots(tmp_path):
     gt_path, dur_path, score_dir = small_dataset(tmp_path)
-    args = ["--ground_truth", str(gt_path), "--durations", str(dur_path), "--scores", str(score_dir)]
+    args = ["--ground_truth", str(gt_path), "--durations", str(dur_path), "--scores", str(score_dir),
+            "--classes", ",".join(LABELS)]
     assert main(args + ["--out", str(tmp_path / "report.json"), "--plot", str(tmp_path / "plots")]) == 0
     cli = read_report(tmp_path / "report.json")
     ground_truth, durations = load_ground_truth(gt_path), load_durations(dur_path)
@@ -90,7 +92,7 @@ def test_operating_points_folder(desed, tmp_path):
         shutil.copy(desed / "baseline_student" / "predictions_operating_points" / name, folder / name)
     gt_path, dur_path = desed / "validation.tsv", desed / "validation_durations.tsv"
     args = ["--ground_truth", str(gt_path), "--durations", str(dur_path), "--operating_points", str(folder),
-            "--threshold", "0.49"]
+            "--threshold", "0.49", "--allow_events_past_duration"]
     assert main(args + ["--out", str(tmp_path / "report.json"), "--plot", str(tmp_path / "plots")]) == 0
     cli = read_report(tmp_path / "report.json")
     ground_truth, durations = load_ground_truth(gt_path), load_durations(dur_path)
@@ -114,9 +116,29 @@ def test_detection_file_tsv_and_csv(desed, tmp_path):
     for path in (csv_path, tsv_path):
         out = tmp_path / f"{path.suffix[1:]}.json"
         assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path), "--detections", str(path),
-                     "--out", str(out)]) == 0
+                     "--allow_events_past_duration", "--out", str(out)]) == 0
         reports.append(read_report(out))
     assert reports[0] == reports[1]
     api = sed_report(load_ground_truth(gt_path), load_durations(dur_path), detections=load_detections(csv_path))
     assert_same_report(reports[0], api)
     assert "psds1_sed_scores_eval" not in reports[0] and reports[0]["event_f1_macro"] > 0.3
+
+
+def test_issue13_item18_readme_names_the_report_keys_and_the_legacy_figures(tmp_path, repo_root):
+    readme = (repo_root / "README.md").read_text()
+    section = readme.split("## Evaluation CLI", 1)[1].split("\n## ", 1)[0]
+    json_bullet = section.split("writes the JSON", 1)[1].split("\n- ", 1)[0]
+    named = set(re.findall(r"`([a-z0-9_]+)`", json_bullet))
+    ground_truth = pd.DataFrame({"filename": [f"c{i}.wav" for i in range(9)], "onset": [1.0 + i / 2 for i in range(9)],
+                                 "offset": [4.0 + i / 3 for i in range(9)], "event_label": LABELS * 3})
+    durations = {name: 10.0 for name in ground_truth["filename"]}
+    scores = synthetic_score_tables(ground_truth, durations, LABELS, seed=3)
+    operating_points = scores_to_detections(scores, [0.25, 0.5, 0.75])
+    report = sed_report(ground_truth, durations, scores=scores, operating_points=operating_points)
+    report["seconds"] = 0.0
+    assert len(named) >= 12 and named <= set(report), named - set(report)
+    for paragraph in readme.split("\n\n"):
+        for row in paragraph.splitlines() if paragraph.startswith("|") else [paragraph]:
+            if "39.83" in row:
+                assert "--float_precision legacy" in row, row
+    assert "DESIGN.md" not in section

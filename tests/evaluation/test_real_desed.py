@@ -10,7 +10,7 @@ from psds_eval import PSDSEval
 
 from desed_task.evaluation import (
     PSDS1, PSDS2, intersection_f1_macro, load_durations, load_ground_truth, load_operating_points, psds_from_operating_points,
-    psds_from_scores,
+    psds_from_scores, sed_eval_metrics, sed_report,
 )
 from desed_task.evaluation.__main__ import main
 from desed_task.evaluation.synthetic import synthetic_score_tables
@@ -48,7 +48,7 @@ def test_cli_reproduces_published_event_and_segment_f1(desed, tmp_path):
     rc = main([
         "--ground_truth", str(desed / "validation.tsv"), "--durations", str(desed / "validation_durations.tsv"),
         "--detections", str(desed / "baseline_student" / "predictions0.5.csv"), "--float_precision", "legacy",
-        "--out", str(out),
+        "--allow_events_past_duration", "--out", str(out),
     ])
     assert rc == 0
     report = json.loads(out.read_text())
@@ -131,3 +131,21 @@ def test_threshold_independent_psds_equals_sed_scores_eval(desed):
         np.testing.assert_allclose(ours.roc[0], efpr, atol=1e-9)
         np.testing.assert_allclose(ours.roc[1], etpr, atol=1e-9)
         assert 0.0 < ours.value < 1.0
+
+
+def test_issue13_item11_segment_f1_macro_leaves_out_undefined_classes_as_sed_eval(desed):
+    ground_truth = load_ground_truth(desed / "validation.tsv")
+    durations = load_durations(desed / "validation_durations.tsv")
+    detections = pd.read_csv(desed / "baseline_student" / "predictions0.5.csv", index_col=0)
+    full = sed_report(ground_truth, durations, detections=detections)
+    without_dishes = detections[detections["event_label"] != "Dishes"]
+    report = sed_report(ground_truth, durations, detections=without_dishes)
+    assert full["segment_f1_macro"] == pytest.approx(0.6935, abs=5e-5)
+    assert full["segment_f1_macro_nan_as_zero"] == full["segment_f1_macro"]
+    # sed_eval's average: Dishes has no detection, its F1 is NaN and it leaves the average, which rises.
+    assert np.isnan(report["segment_f1_classwise:Dishes"])
+    assert report["segment_f1_macro"] == pytest.approx(0.7185, abs=5e-5)
+    assert report["segment_f1_macro"] == sed_eval_metrics(without_dishes, ground_truth, backend="sed_eval")[1]["f1_macro"]
+    classwise = [report[f"segment_f1_classwise:{label}"] for label in sorted(set(ground_truth["event_label"].dropna()))]
+    assert report["segment_f1_macro_nan_as_zero"] == pytest.approx(np.nansum(classwise) / 10, abs=1e-12)
+    assert report["segment_f1_macro_nan_as_zero"] < full["segment_f1_macro"]

@@ -85,3 +85,14 @@ def test_add_noise_snr():
     ratio = feats.std((1, 2)) / (ranged - feats).std((1, 2))
     snr_db = 20 * torch.log10(ratio)
     assert ((snr_db > 5.8) & (snr_db < 30.2)).all()
+
+
+def test_mixup_returns_its_permutation_and_weight_for_other_inputs():
+    generator = torch.Generator().manual_seed(3)
+    features, targets = torch.randn(5, 4, 6), torch.rand(5, 3)
+    mixed, mixed_targets, (permutation, weight) = mixup(features, targets, generator=generator, return_mix=True)
+    torch.testing.assert_close(mixed, weight * features + (1 - weight) * features[permutation])
+    other = torch.randn(5, 7, requires_grad=True)
+    again = mixup(other, permutation=permutation, mix_weight=weight)
+    torch.testing.assert_close(again, weight * other + (1 - weight) * other[permutation])
+    assert again.grad_fn is not None  # differentiable: a trained pretrained model's embeddings keep their gradient

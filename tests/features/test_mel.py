@@ -5,7 +5,7 @@ import pytest
 import scipy.signal
 import torch
 
-from desed_task.features.mel import MelFrontend, amplitude_to_db, mel_filterbank
+from desed_task.features.mel import MelFrontend, amplitude_to_db, mel_filterbank, slaney_mel_filterbank
 
 FEATS_CFG = {"n_mels": 128, "n_filters": 2048, "hop_length": 256, "n_window": 2048,
              "sample_rate": 16000, "f_min": 0, "f_max": 8000}
@@ -80,3 +80,10 @@ def test_gradients_flow():
     x = (0.1 * torch.randn(1, 8000, dtype=torch.float64)).requires_grad_()
     MelFrontend()(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_slaney_filterbank_equals_librosa_default():
+    ours = slaney_mel_filterbank(257, 50.0, 8000.0, 64, 16000, torch.float32, norm="slaney").numpy()
+    ref = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=50, fmax=8000).T  # htk=False, norm="slaney"
+    assert ours.shape == (257, 64)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-8)

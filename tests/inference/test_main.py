@@ -97,9 +97,9 @@ def test_unreadable_checkpoint(tmp_path, make_audio, capsys):
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(b"PK\x03\x04 truncated")
     assert cli("--checkpoint", broken, audio, "--out", tmp_path / "out") == 2
-    assert "broken.ckpt: cannot read the checkpoint" in capsys.readouterr().err
+    assert "broken.ckpt: not a readable PyTorch checkpoint" in capsys.readouterr().err
     assert cli("--checkpoint", tmp_path / "absent.ckpt", audio, "--out", tmp_path / "out") == 2
-    assert "absent.ckpt: checkpoint not found" in capsys.readouterr().err
+    assert "absent.ckpt not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -131,3 +131,17 @@ def test_folder_with_bad_files_outputs_and_evaluation(tmp_path, demo_checkpoint,
     assert evaluation.returncode == 0, evaluation.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["event_f1_macro"] == pytest.approx(1.0)  # the detections scored against themselves
+
+
+def test_atst_sed_checkpoint_uses_its_two_frontends(tmp_path, make_checkpoint, make_audio):
+    from desed_task.training.atst_sed import ATSTSEDTask
+    from desed_task.utils.config import load_config
+    torch.manual_seed(0)
+    task = ATSTSEDTask(load_config(REPO / "confs/atst_sed/demo.yaml")).eval()
+    path = make_checkpoint(task, tmp_path / "atst.ckpt")
+    loaded = load_task(path)
+    assert isinstance(loaded, ATSTSEDTask)
+    assert cli("--checkpoint", path, make_audio(tmp_path / "a.wav", 12.5, sample_rate=22050), "--out", tmp_path / "out") == 0
+    scores = pd.read_csv(tmp_path / "out/scores/a.tsv", sep="\t")
+    frame = float(loaded.encoder.frame_to_time(1))
+    assert len(scores) == int(np.ceil(12.5 / frame - 1e-9)) and scores["offset"].iloc[-1] == pytest.approx(12.5)

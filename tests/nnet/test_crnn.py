@@ -25,18 +25,23 @@ def official_state_dict_keys(n_blocks=7, rnn_layers=2):
     return keys + ["dense.weight", "dense.bias", "dense_softmax.weight", "dense_softmax.bias"]
 
 
-def reference_forward(state, x, softmax_dim=-1, pad_mask=None):
-    """Eval-mode forward of the official CRNN written with functional ops on a state dict."""
+def reference_forward(state, x, softmax_dim=-1, pad_mask=None, fuse=None, activation="glu"):
+    """Eval-mode forward of the official CRNN written with functional ops on a state dict.
+
+    ``fuse(h)`` maps the (B, T, 128) CNN output before the BiGRU (the official late fusion)."""
     h = x.transpose(1, 2).unsqueeze(1)
     pools = [(2, 2), (2, 2)] + [(1, 2)] * 5
     for i, pool in enumerate(pools):
-        conv, bn, glu = (f"cnn.cnn.{name}{i}." for name in ("conv", "batchnorm", "glu"))
+        conv, bn, glu = (f"cnn.cnn.{name}{i}." for name in ("conv", "batchnorm", activation))
         h = F.conv2d(h, state[conv + "weight"], state[conv + "bias"], padding=1)
         h = F.batch_norm(h, state[bn + "running_mean"], state[bn + "running_var"],
                          state[bn + "weight"], state[bn + "bias"], eps=1e-3)
         lin = F.linear(h.permute(0, 2, 3, 1), state[glu + "linear.weight"], state[glu + "linear.bias"])
-        h = F.avg_pool2d(lin.permute(0, 3, 1, 2) * torch.sigmoid(h), pool)
+        lin = lin.permute(0, 3, 1, 2)
+        h = F.avg_pool2d(lin * torch.sigmoid(h) if activation == "glu" else h * torch.sigmoid(lin), pool)
     h = h.squeeze(-1).permute(0, 2, 1)
+    if fuse is not None:
+        h = fuse(h)
     gru = torch.nn.GRU(128, 128, num_layers=2, bidirectional=True, batch_first=True)
     gru.load_state_dict({k[len("rnn.rnn."):]: v for k, v in state.items() if k.startswith("rnn.rnn.")})
     h = gru(h)[0]
@@ -162,3 +167,153 @@ def test_gradients_reach_first_layer(logmels):
     strong, weak = net(logmels)
     (strong.mean() + weak.mean()).backward()
     assert net.cnn.cnn.conv0.weight.grad.abs().sum() > 0
+
+
+# Late fusion of pretrained embeddings (DCASE 2022 / 2023 pretrained baselines, ATST-SED)
+
+FUSION_VARIANTS = {  # name: (config, embedding shape without batch, parameters of one official CRNN copy)
+    "2022_ast_frame": ({"embedding_size": 768, "embedding_type": "frame"}, (768, 1214), 5_215_076),
+    "2022_panns_frame": ({"embedding_size": 2048, "embedding_type": "frame"}, (2048, 125), 9_147_236),
+    "2022_panns_global": ({"embedding_size": 2048, "embedding_type": "global"}, (2048,), 1_407_844),
+    "2022_ast_global": ({"embedding_size": 527, "embedding_type": "global"}, (527,), 1_213_156),
+    "2023_beats_pool1d": ({"embedding_size": 768, "embedding_type": "frame", "aggregation_type": "pool1d"},
+                          (768, 496), 1_227_236),
+    "2023_beats_interpolate": ({"embedding_size": 768, "embedding_type": "frame",
+                                "aggregation_type": "interpolate"}, (768, 496), 1_227_236),
+}
+
+
+def fusion_keys(aggregation):
+    keys = []
+    if aggregation == "frame":
+        keys += [f"frame_embs_encoder.{name}_l0{suffix}" for suffix in ("", "_reverse")
+                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    if aggregation in ("frame", "global"):
+        keys += ["shrink_emb.0.weight", "shrink_emb.0.bias", "shrink_emb.1.weight", "shrink_emb.1.bias"]
+    return keys + ["cat_tf.weight", "cat_tf.bias"]
+
+
+def official_fusion(net, aggregation, embeddings):
+    """The fusion as the official forward writes it (2022 `repeat`, 2023 2-D `interpolate` over (E, T))."""
+    state = net.state_dict()
+
+    def shrink(e):
+        e = F.linear(e, state["shrink_emb.0.weight"], state["shrink_emb.0.bias"])
+        return F.layer_norm(e, (e.shape[-1],), state["shrink_emb.1.weight"], state["shrink_emb.1.bias"])
+
+    def fuse(h):
+        if aggregation == "global":
+            side = shrink(embeddings).unsqueeze(1).repeat(1, h.shape[1], 1)
+        elif aggregation == "frame":
+            gru = torch.nn.GRU(embeddings.shape[1], 512, bidirectional=True, batch_first=True)
+            gru.load_state_dict({k[len("frame_embs_encoder."):]: v for k, v in state.items()
+                                 if k.startswith("frame_embs_encoder.")})
+            side = shrink(gru(embeddings.transpose(1, 2))[0][:, -1]).unsqueeze(1).repeat(1, h.shape[1], 1)
+        elif aggregation == "pool1d":
+            side = F.adaptive_avg_pool1d(embeddings, h.shape[1]).transpose(1, 2)
+        else:
+            side = F.interpolate(embeddings.unsqueeze(1), size=(embeddings.shape[1], h.shape[1]),
+                                 mode="nearest-exact").squeeze(1).transpose(1, 2)
+        return F.linear(torch.cat((h, side), -1), state["cat_tf.weight"], state["cat_tf.bias"])
+
+    return fuse
+
+
+def fusion_model(variant, max_frames=40):
+    """An eval-mode fused CRNN and embeddings (frame sequences cut to ``max_frames``: the GRU is slow on CPU)."""
+    torch.manual_seed(5)
+    config, shape, _ = FUSION_VARIANTS[variant]
+    net = CRNN(**NET_CFG, use_embeddings=True, **config).eval()
+    shape = shape[:1] + tuple(min(n, max_frames) for n in shape[1:])
+    return net, torch.randn(3, *shape, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.mark.parametrize("variant", FUSION_VARIANTS)
+def test_fusion_parameter_counts_and_official_names(variant):
+    config, _, n_params = FUSION_VARIANTS[variant]
+    net = CRNN(**NET_CFG, use_embeddings=True, **config)
+    assert sum(p.numel() for p in net.parameters()) == n_params
+    aggregation = config.get("aggregation_type", config["embedding_type"])
+    assert list(net.state_dict()) == official_state_dict_keys() + fusion_keys(aggregation)
+
+
+def test_atst_sed_fusion_with_context_gating():
+    """ATST-SED: context-gating CNN (cnn.cnn.cg{i}.linear) + pool1d fusion of 768-d frames, 1,227,236 parameters."""
+    net = CRNN(**{**NET_CFG, "activation": "cg"}, use_embeddings=True, embedding_size=768,
+               embedding_type="frame", aggregation_type="pool1d").eval()
+    assert sum(p.numel() for p in net.parameters()) == 1_227_236
+    expected = [k.replace(".glu", ".cg") for k in official_state_dict_keys()] + fusion_keys("pool1d")
+    assert list(net.state_dict()) == expected
+    x, emb = torch.randn(2, 128, 64), torch.randn(2, 768, 250)
+    strong, weak = net(x, embeddings=emb)
+    ref = reference_forward(net.state_dict(), x, fuse=official_fusion(net, "pool1d", emb), activation="cg")
+    torch.testing.assert_close(strong, ref[0])
+    torch.testing.assert_close(weak, ref[1])
+
+
+@pytest.mark.parametrize("variant", FUSION_VARIANTS)
+def test_fusion_forward_matches_official_formula(variant, logmels):
+    net, emb = fusion_model(variant, max_frames=496 if "2023" in variant else 40)
+    aggregation = net.aggregation_type
+    strong, weak = net(logmels, embeddings=emb)
+    ref_strong, ref_weak = reference_forward(net.state_dict(), logmels, fuse=official_fusion(net, aggregation, emb))
+    torch.testing.assert_close(strong, ref_strong)
+    torch.testing.assert_close(weak, ref_weak)
+    other = emb.roll(1, 0)  # the embeddings really reach the output
+    assert not torch.allclose(net(logmels, embeddings=other)[0], strong)
+
+
+def test_aggregation_defaults_to_embedding_type_as_in_2022():
+    frame = CRNN(use_embeddings=True, embedding_size=768, embedding_type="frame")
+    assert frame.aggregation_type == "frame" and hasattr(frame, "frame_embs_encoder")
+    assert CRNN(use_embeddings=True, embedding_size=527).aggregation_type == "global"
+    with pytest.raises(ValueError, match="fuses global embeddings"):  # the 2023 default on a 2022 frame config
+        CRNN(use_embeddings=True, embedding_size=768, embedding_type="frame", aggregation_type="global")
+    with pytest.raises(ValueError, match="fuses frame embeddings"):
+        CRNN(use_embeddings=True, embedding_type="global", aggregation_type="pool1d")
+    with pytest.raises(ValueError, match="aggregation_type"):
+        CRNN(use_embeddings=True, embedding_type="frame", aggregation_type="attention")
+    with pytest.raises(ValueError, match="embedding_type"):
+        CRNN(use_embeddings=True, embedding_type="tokens")
+    assert "cat_tf.weight" not in CRNN(embedding_type="frame", aggregation_type="pool1d").state_dict()
+
+
+def test_embeddings_required_exactly_when_the_chain_crosses_the_fusion(logmels):
+    net, emb = fusion_model("2023_beats_pool1d")
+    with pytest.raises(ValueError, match="pass embeddings"):
+        net(logmels)
+    with pytest.raises(ValueError, match="pass embeddings"):
+        net.encode(logmels, "l8")
+    with pytest.raises(ValueError, match="pass embeddings"):
+        net.classify(net.encode(logmels, "l7"), "l7")
+    with pytest.raises(ValueError, match="use_embeddings=False"):
+        CRNN(**NET_CFG)(logmels, embeddings=emb)
+    h8 = net.encode(logmels, "l8", embeddings=emb)
+    # after the fusion the embeddings are not needed, and ignored when given
+    torch.testing.assert_close(net.classify(h8, "l8")[0], net.classify(h8, "l8", embeddings=emb.flip(0))[0])
+
+
+@pytest.mark.parametrize("placement", ["input", "l3", "l7", "l8", "l9"])
+@pytest.mark.parametrize("variant", ["2022_ast_frame", "2023_beats_pool1d"])
+def test_fusion_encode_then_classify_equals_forward(variant, placement, logmels):
+    net, emb = fusion_model(variant)
+    h = net.encode(logmels, placement, embeddings=emb)
+    strong, weak = net.classify(h, placement, embeddings=emb)
+    ref_strong, ref_weak = net(logmels, embeddings=emb)
+    torch.testing.assert_close(strong, ref_strong)
+    torch.testing.assert_close(weak, ref_weak)
+    if placement == "l8":
+        assert h.shape == (3, 16, 256)
+
+
+def test_fusion_gradients_reach_embeddings_and_fusion_modules(logmels):
+    net, emb = fusion_model("2022_ast_frame")
+    emb.requires_grad_()
+    strong, weak = net.train()(logmels, embeddings=emb)
+    (strong.mean() + weak.mean()).backward()
+    assert emb.grad.abs().sum() > 0
+    # the reverse GRU half, read at the last step, starts from a zero state there: no gradient to weight_hh
+    silent = {"frame_embs_encoder.weight_hh_l0_reverse"}
+    for name, param in net.named_parameters():
+        if name.split(".")[0] in ("frame_embs_encoder", "shrink_emb", "cat_tf") or name.startswith("cnn.cnn.conv0"):
+            assert (param.grad.abs().sum() > 0) != (name in silent), name

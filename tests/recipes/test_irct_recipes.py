@@ -1,4 +1,5 @@
-"""`--fast_dev_run` of the IRCT and probe recipes on the 16-clip mini DESED with a narrow CRNN.
+"""`--fast_dev_run` of the IRCT and probe recipes on the 16-clip mini DESED with a narrow CRNN (smoke runs:
+the score file is never written, see tests/recipes/test_train_sed.py for a recorded run).
 
 Most runs go through `run.main` in-process (the scripts' only line) with the PSD-ROC plots
 stubbed out for speed (they are covered by the baseline recipe tests); one run per script goes through
@@ -76,10 +77,8 @@ def test_irct_fast_dev_run_trains_with_loss_i_and_records_scores(placement, batc
     else:
         assert metrics["train/student/loss_i"] > 0 and metrics["train/extra_loss"] > 0
     checkpoint = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)
-    assert "irct_generator_state" in checkpoint and checkpoint["hyper_parameters"]["irct"]["placement"] == placement
-    block = read_score_blocks(scores_file)[run_name]
-    assert block["test/student/psds2_sed_scores_eval"] == pytest.approx(results["test/student/psds2_sed_scores_eval"])
-    assert "test/teacher/weak_f1:Speech" in block and "hp_metric" in block
+    assert "irct_generator_states" in checkpoint and checkpoint["hyper_parameters"]["irct"]["placement"] == placement
+    assert not scores_file.exists() or run_name not in read_score_blocks(scores_file)  # smoke runs are not results
 
 
 @pytest.mark.parametrize("layer", ["l1", "l5"])
@@ -96,8 +95,8 @@ def test_probe_fast_dev_run_keeps_the_encoder_and_records_scores(layer, tmp_path
         for key, value in baseline.items():
             if key.startswith("sed_student."):
                 assert torch.equal(trained[f"{model}.encoder.{key[len('sed_student.'):]}"], value), key
-    assert read_score_blocks(scores_file)[run_name]["test/student/psds2_sed_scores_eval"] == pytest.approx(
-        results["test/student/psds2_sed_scores_eval"])
+    assert 0 <= results["test/student/psds2_sed_scores_eval"] <= 1
+    assert not scores_file.exists() or run_name not in read_score_blocks(scores_file)  # smoke runs are not results
 
 
 @pytest.mark.parametrize("script, conf, extra", [
@@ -112,8 +111,8 @@ def test_recipe_scripts_fast_dev_run(script, conf, extra, tmp_path, tiny_overrid
                else "irct.aug_set=tau1"]
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    run_name = Path(conf).stem
-    assert list(read_score_blocks(scores)) == [run_name]
+    assert not scores.exists()  # issue 13 item 5: a smoke run never writes the score file
+    assert "smoke run (--fast_dev_run): test metrics not written to" in completed.stderr
     assert (tmp_path / "exp" / "test_metrics.json").is_file()
 
 

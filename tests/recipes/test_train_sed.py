@@ -10,6 +10,7 @@ import torch
 from desed_task.evaluation import load_score_tables
 from desed_task.training.run import main
 from desed_task.training.sed import SEDTask
+from desed_task.utils.scores import read_score_blocks
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = str(REPO / "confs/dcase2022_task4_baseline/demo.yaml")
@@ -49,11 +50,24 @@ def trained(tmp_path_factory, tiny_overrides):
     return log_dir, results
 
 
-def test_fast_dev_run_of_the_recipe_script(tmp_path, tiny_overrides):
+def run_script(log_dir, *args):
     command = [sys.executable, str(REPO / "recipes/dcase2022_task4_baseline/train_sed.py"), "--conf_file", CONF,
-               "--log_dir", str(tmp_path), "--gpus", "0", "--fast_dev_run", *tiny_overrides]
-    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+               "--log_dir", str(log_dir), "--gpus", "0", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def script_fast_dev_run(tmp_path_factory, tiny_overrides):
+    """`--fast_dev_run` of the recipe script with the demo config's validation interval (5 epochs)."""
+    log_dir = tmp_path_factory.mktemp("script")
+    overrides = [o for o in tiny_overrides if not o.startswith("training.validation_interval")]
+    completed = run_script(log_dir, "--fast_dev_run", *overrides)
     assert completed.returncode == 0, completed.stderr[-3000:]
+    return log_dir, completed
+
+
+def test_fast_dev_run_of_the_recipe_script(script_fast_dev_run):
+    tmp_path, completed = script_fast_dev_run
     metrics = json.loads((tmp_path / "test_metrics.json").read_text())
     for model in ("student", "teacher"):
         for name in ("psds1_sed_scores_eval", "psds2_sed_scores_eval", "psds1_psds_eval", "psds2_psds_eval",
@@ -145,3 +159,76 @@ def test_eval_from_checkpoint_writes_readable_score_files(trained, tmp_path, tin
         assert list(table.columns[:2]) == ["onset", "offset"] and "Speech" in table.columns
     assert not (tmp_path / "test_metrics.json").exists()
     assert (tmp_path / "evaluation_codecarbon/eval_tot_kwh.txt").is_file()
+
+
+def test_issue13_item14_the_entry_point_logs_the_package_at_info_and_libraries_at_warning(script_fast_dev_run):
+    _, completed = script_fast_dev_run
+    assert "INFO desed_task.training.run: best model:" in completed.stderr
+    assert "GPU available" not in completed.stderr + completed.stdout  # Lightning's INFO lines
+
+
+def test_issue13_item16_fast_dev_run_validates_and_selects_a_checkpoint(script_fast_dev_run):
+    log_dir, completed = script_fast_dev_run
+    best = [p.name for p in log_dir.glob("epoch=*.ckpt")]
+    assert len(best) == 1, best  # ModelCheckpoint on val/obj_metric saved the best epoch
+    assert f"best model: {log_dir / best[0]}" in completed.stderr
+
+
+def test_issue13_item15_bad_input_is_one_line_exit_2_and_leaves_no_log_dir(tmp_path, tiny_overrides):
+    log_dir = tmp_path / "run"
+    completed = run_script(log_dir, "--fast_dev_run", *tiny_overrides, "training.n_epoch=3")
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines()[-1].startswith("error: override 'training.n_epoch=3': unknown key")
+    assert "Traceback" not in completed.stderr
+    missing_weak = [*tiny_overrides, "data.mini=null", f"data.weak_tsv={tmp_path / 'weak.tsv'}"]
+    completed = run_script(log_dir, "--fast_dev_run", *missing_weak)
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert completed.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in completed.stderr
+    assert not (log_dir / "config.yaml").exists()
+
+
+def test_issue13_item4_a_second_run_into_the_same_log_dir_gets_its_own_version(trained, tmp_path, tiny_overrides):
+    log_dir, first = trained
+    before = (log_dir / "last.ckpt").read_bytes()
+    scores = tmp_path / "scores.txt"
+    second = run(log_dir, [*tiny_overrides, "training.n_test_thresholds=3"], "--scores_file", str(scores))
+    block = read_score_blocks(scores)[f"{log_dir.name}_version_1"]  # a recorded (not smoke) run, named by its folder
+    assert block["test/student/psds2_sed_scores_eval"] == pytest.approx(second["test/student/psds2_sed_scores_eval"])
+    assert (log_dir / "last.ckpt").read_bytes() == before and not list(log_dir.glob("last-v*.ckpt"))
+    assert json.loads((log_dir / "test_metrics.json").read_text()) == pytest.approx(first, nan_ok=True)
+    assert (log_dir / "version_1" / "last.ckpt").is_file() and (log_dir / "version_1" / "hparams.yaml").is_file()
+    assert (log_dir / "version_1" / "test_metrics.json").is_file()
+
+
+def test_issue13_item5_smoke_runs_never_write_the_score_file(tmp_path, tiny_overrides):
+    scores = tmp_path / "scores.txt"
+    results = run(tmp_path / "run", tiny_overrides, "--fast_dev_run", "--scores_file", str(scores))
+    assert results and not scores.exists()
+
+
+def test_issue13_item6_two_epochs_plus_a_resumed_one_equal_three_epochs(tmp_path, tiny_overrides):
+    """Exact resume on CPU: dropout (global RNG), mixup, sampler, loader workers, teacher, optimiser, scheduler."""
+    overrides = [*tiny_overrides, "training.num_workers=1", "training.n_test_thresholds=3"]
+    straight = run(tmp_path / "straight", [*overrides, "training.n_epochs=3"])
+    run(tmp_path / "split", [*overrides, "training.n_epochs=2"])
+    energy_before = torch.load(tmp_path / "split/last.ckpt", map_location="cpu", weights_only=False)["callbacks"][
+        "CodeCarbonCallback"]["training_kwh"]
+    resumed = run(tmp_path / "split", [*overrides, "training.n_epochs=3"],
+                  "--resume_from_checkpoint", str(tmp_path / "split/last.ckpt"))
+    assert json.dumps(resumed, sort_keys=True) == json.dumps(straight, sort_keys=True)
+    assert float((tmp_path / "split/training_codecarbon/training_tot_kwh.txt").read_text()) >= energy_before > 0
+    assert "n_epochs: 3" in (tmp_path / "split/hparams.yaml").read_text()
+    assert not (tmp_path / "split/version_1").exists()
+
+
+def test_issue13_item7_test_from_checkpoint_uses_the_checkpoint_post_processing(trained, tmp_path, tiny_overrides):
+    trained_dir, _ = trained
+    checkpoint = torch.load(trained_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint["hyper_parameters"]["training"]["median_window"] = 5
+    torch.save(checkpoint, tmp_path / "model.ckpt")
+    base = [o for o in tiny_overrides if not o.startswith("net.")]
+    run(tmp_path / "default", base, "--test_from_checkpoint", str(tmp_path / "model.ckpt"))
+    assert "median_window: 5" in (tmp_path / "default/config.yaml").read_text()
+    run(tmp_path / "asked", [*base, "training.median_window=1"], "--test_from_checkpoint", str(tmp_path / "model.ckpt"))
+    assert "median_window: 1" in (tmp_path / "asked/config.yaml").read_text()

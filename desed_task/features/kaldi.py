@@ -1,0 +1,96 @@
+"""Kaldi-compatible log mel filterbanks in pure torch, batched.
+
+Equal to ``torchaudio.compliance.kaldi.fbank`` for the options AST and BEATs use (``snip_edges=True``,
+no dither, no VTLN, no energy column): frames of ``frame_length`` ms every ``frame_shift`` ms, per-frame
+DC removal, pre-emphasis (the first sample is its own predecessor), a symmetric window (``povey`` =
+Hann^0.85, ``hanning``, ``hamming``, ``rectangular``), zero padding to the next power of two, power
+spectrum, triangular filters equally spaced on the Kaldi mel scale ``1127 ln(1 + f / 700)`` between
+``low_freq`` and ``high_freq`` (<= 0: offset from Nyquist), computed in float32 as torchaudio does,
+and ``log(max(x, float32 eps))``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+FLOAT32_EPS = torch.finfo(torch.float32).eps
+WINDOW_TYPES = ("povey", "hanning", "hamming", "rectangular")
+
+
+def kaldi_mel_scale(freq: torch.Tensor | float):
+    if isinstance(freq, torch.Tensor):
+        return 1127.0 * (1.0 + freq / 700.0).log()
+    return 1127.0 * math.log(1.0 + freq / 700.0)
+
+
+def kaldi_mel_banks(num_bins: int, padded_window_size: int, sample_frequency: float, low_freq: float,
+                    high_freq: float) -> torch.Tensor:
+    """Triangular filters (num_bins, padded_window_size // 2 + 1), the Nyquist column zero, as Kaldi."""
+    num_fft_bins = padded_window_size // 2
+    nyquist = 0.5 * sample_frequency
+    if high_freq <= 0.0:
+        high_freq += nyquist
+    if not 0.0 <= low_freq < high_freq <= nyquist:
+        raise ValueError(f"need 0 <= low_freq ({low_freq}) < high_freq ({high_freq}) <= Nyquist ({nyquist})")
+    fft_bin_width = sample_frequency / padded_window_size
+    mel_low, mel_high = kaldi_mel_scale(low_freq), kaldi_mel_scale(high_freq)
+    mel_delta = (mel_high - mel_low) / (num_bins + 1)
+    index = torch.arange(num_bins).unsqueeze(1)
+    left, center, right = (mel_low + (index + offset) * mel_delta for offset in (0.0, 1.0, 2.0))
+    mel = kaldi_mel_scale(fft_bin_width * torch.arange(num_fft_bins)).unsqueeze(0)
+    up = (mel - left) / (center - left)
+    down = (right - mel) / (right - center)
+    banks = torch.clamp(torch.minimum(up, down), min=0.0)
+    return F.pad(banks, (0, 1))
+
+
+def _window(window_type: str, size: int, dtype, device) -> torch.Tensor:
+    if window_type == "hanning":
+        return torch.hann_window(size, periodic=False, dtype=dtype, device=device)
+    if window_type == "povey":
+        return torch.hann_window(size, periodic=False, dtype=dtype, device=device).pow(0.85)
+    if window_type == "hamming":
+        return torch.hamming_window(size, periodic=False, alpha=0.54, beta=0.46, dtype=dtype, device=device)
+    if window_type == "rectangular":
+        return torch.ones(size, dtype=dtype, device=device)
+    raise ValueError(f"window_type must be one of {WINDOW_TYPES}, got {window_type!r}")
+
+
+def kaldi_fbank(
+    waveform: torch.Tensor,
+    num_mel_bins: int = 23,
+    sample_frequency: float = 16000.0,
+    frame_length: float = 25.0,
+    frame_shift: float = 10.0,
+    window_type: str = "povey",
+    preemphasis_coefficient: float = 0.97,
+    remove_dc_offset: bool = True,
+    low_freq: float = 20.0,
+    high_freq: float = 0.0,
+) -> torch.Tensor:
+    """(..., samples) waveform -> (..., frames, num_mel_bins) log mel energies (see the module docstring).
+
+    Defaults are torchaudio's; ``htk_compat`` and ``use_energy`` are irrelevant without the energy column.
+    """
+    shape = waveform.shape
+    samples = waveform.reshape(-1, shape[-1])
+    window_size = int(sample_frequency * frame_length * 0.001)
+    window_shift = int(sample_frequency * frame_shift * 0.001)
+    if not 2 <= window_size <= samples.shape[-1]:
+        raise ValueError(f"{samples.shape[-1]} samples: shorter than one {window_size}-sample frame")
+    padded_size = 1 << (window_size - 1).bit_length()
+    frames = samples.unfold(-1, window_size, window_shift)  # (B, m, window_size)
+    if remove_dc_offset:
+        frames = frames - frames.mean(-1, keepdim=True)
+    if preemphasis_coefficient != 0.0:
+        previous = torch.cat((frames[..., :1], frames[..., :-1]), -1)
+        frames = frames - preemphasis_coefficient * previous
+    frames = frames * _window(window_type, window_size, frames.dtype, frames.device)
+    frames = F.pad(frames, (0, padded_size - window_size))
+    power = torch.fft.rfft(frames).abs().pow(2.0)
+    banks = kaldi_mel_banks(num_mel_bins, padded_size, sample_frequency, low_freq, high_freq)
+    energies = torch.matmul(power, banks.to(power).T)
+    energies = torch.clamp(energies, min=FLOAT32_EPS).log()
+    return energies.reshape(*shape[:-1], *energies.shape[-2:])
