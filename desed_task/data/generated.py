@@ -6,8 +6,9 @@ import json
 import logging
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -43,3 +44,14 @@ def ensure_generated(root: str | Path, name: str, recipe: dict, generate: Callab
             tmp.write_text(json.dumps(recipe))
             os.replace(tmp, marker)
     return root
+
+
+def render_all(render: Callable, jobs: Sequence, workers: int) -> None:
+    """`render(job)` for every job: in `workers` processes (each job is independent and deterministic, so
+    the result does not depend on the count), or in this process when `workers <= 1`."""
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(render, jobs, chunksize=8))
+    else:
+        for job in jobs:
+            render(job)

@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from desed_task.data.classes import DESED_CLASSES
-from desed_task.data.generated import ensure_generated
+from desed_task.data.generated import ensure_generated, render_all
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import background, synthesize_event
 from desed_task.utils.errors import BadInput
@@ -205,12 +204,7 @@ def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int 
         folder.mkdir(parents=True, exist_ok=True)
         jobs += [(seed, subset, plan, str(folder)) for plan in subset_plans]
     workers = workers or min(4, os.cpu_count() or 1)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_render_clip, jobs, chunksize=8))
-    else:
-        for job in jobs:
-            _render_clip(job)
+    render_all(_render_clip, jobs, workers)
     _write_tsv(_strong_frame(plans["synth_train"]), Path(paths["synth_tsv"]))
     if n_strong:
         _write_tsv(_strong_frame(plans["strong_real"]), Path(paths["strong_tsv"]))

@@ -17,12 +17,11 @@ import csv
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from desed_task.data.generated import ensure_generated
+from desed_task.data.generated import ensure_generated, render_all
 from desed_task.data.fsdnoisy18k import FSD_CLASSES, TEST_COLUMNS, TRAIN_COLUMNS, dataset_paths
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import GENERATORS, background
@@ -99,12 +98,7 @@ def generate_mini_fsdnoisy18k(out_dir, seed: int = 0, n_noisy: int = 20, n_clean
     jobs = [(seed, row, str(paths["test_audio" if subset == "test" else "train_audio"]))
             for subset, rows in plans.items() for row in rows]
     workers = workers or min(2, os.cpu_count() or 1)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_render, jobs, chunksize=8))
-    else:
-        for job in jobs:
-            _render(job)
+    render_all(_render, jobs, workers)
     train_rows = [(r["fname"], FSD_CLASSES[r["listed"]], f"mini:{r['listed']}", int(subset == "clean"),
                    r["noisy_small"] if subset == "noisy" else 0)
                   for subset in ("noisy", "clean") for r in plans[subset]]

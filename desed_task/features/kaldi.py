@@ -5,45 +5,30 @@ no dither, no VTLN, no energy column): frames of ``frame_length`` ms every ``fra
 DC removal, pre-emphasis (the first sample is its own predecessor), a symmetric window (``povey`` =
 Hann^0.85, ``hanning``, ``hamming``, ``rectangular``), zero padding to the next power of two, power
 spectrum, triangular filters equally spaced on the Kaldi mel scale ``1127 ln(1 + f / 700)`` between
-``low_freq`` and ``high_freq`` (<= 0: offset from Nyquist), computed in float32 as torchaudio does,
+``low_freq`` and ``high_freq`` (<= 0: offset from Nyquist; computed in float64, torchaudio uses float32),
 and ``log(max(x, float32 eps))``.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+
+from desed_task.features.mel import kaldi_mel_filterbank
 
 FLOAT32_EPS = torch.finfo(torch.float32).eps
 WINDOW_TYPES = ("povey", "hanning", "hamming", "rectangular")
 
 
-def kaldi_mel_scale(freq: torch.Tensor | float):
-    if isinstance(freq, torch.Tensor):
-        return 1127.0 * (1.0 + freq / 700.0).log()
-    return 1127.0 * math.log(1.0 + freq / 700.0)
-
-
 def kaldi_mel_banks(num_bins: int, padded_window_size: int, sample_frequency: float, low_freq: float,
                     high_freq: float) -> torch.Tensor:
-    """Triangular filters (num_bins, padded_window_size // 2 + 1), the Nyquist column zero, as Kaldi."""
-    num_fft_bins = padded_window_size // 2
+    """Kaldi's triangular filters (num_bins, padded_window_size // 2 + 1), the Nyquist column zero: the
+    package's `kaldi_mel_filterbank` with Kaldi's argument conventions (``high_freq <= 0``: offset from Nyquist)."""
     nyquist = 0.5 * sample_frequency
     if high_freq <= 0.0:
         high_freq += nyquist
     if not 0.0 <= low_freq < high_freq <= nyquist:
         raise ValueError(f"need 0 <= low_freq ({low_freq}) < high_freq ({high_freq}) <= Nyquist ({nyquist})")
-    fft_bin_width = sample_frequency / padded_window_size
-    mel_low, mel_high = kaldi_mel_scale(low_freq), kaldi_mel_scale(high_freq)
-    mel_delta = (mel_high - mel_low) / (num_bins + 1)
-    index = torch.arange(num_bins).unsqueeze(1)
-    left, center, right = (mel_low + (index + offset) * mel_delta for offset in (0.0, 1.0, 2.0))
-    mel = kaldi_mel_scale(fft_bin_width * torch.arange(num_fft_bins)).unsqueeze(0)
-    up = (mel - left) / (center - left)
-    down = (right - mel) / (right - center)
-    banks = torch.clamp(torch.minimum(up, down), min=0.0)
-    return F.pad(banks, (0, 1))
+    return kaldi_mel_filterbank(padded_window_size // 2 + 1, low_freq, high_freq, num_bins, sample_frequency).T
 
 
 def _window(window_type: str, size: int, dtype, device) -> torch.Tensor:
