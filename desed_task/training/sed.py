@@ -208,11 +208,10 @@ class SEDTask(pl.LightningModule):
             raise BadInput(f"training.self_sup_loss must be mse or bce, got {training['self_sup_loss']!r}")
         if training.get("mixup") not in (None, "soft", "hard"):
             raise BadInput(f"training.mixup must be soft, hard or null, got {training['mixup']!r}")
-        # Random draws of a training step come in two kinds (see `augment`): the batch generator decides
-        # for the whole (global) batch and is seeded alike on every DDP rank, so the ranks agree; the
-        # mixup generator draws for this rank's own clips and is seeded with seed + global rank.
+        # The batch generator makes the draws of the whole (global) batch (see `augment`). It is seeded alike
+        # on every DDP rank and every rank makes the same draws, so the ranks agree, and a single process draws
+        # exactly what it drew before multi-process training existed.
         self.batch_generator = torch.Generator().manual_seed(self.seed)
-        self.mixup_generator = torch.Generator().manual_seed(self.seed)
         self.rampup_length = 0
         self._train_sampler: MultiSetBatchSampler | None = None
         self._outputs: dict[str, list] = {}
@@ -282,9 +281,8 @@ class SEDTask(pl.LightningModule):
 
         Default (baseline): with probability 0.5 (`training.mixup` set), Beta(0.2, 0.2) mixup of the
         mel magnitudes, separately inside the weak part and inside the strong part; then dB conversion.
-        Under DDP the decision and the two mixing weights are the global batch's (`batch_generator`, equal
-        on every rank), as in a single process with the ranks' clips in one batch; only the mixing
-        partners, drawn among this rank's clips, are the rank's own (`mixup_generator`).
+        Under DDP the decision and the two mixing weights are the global batch's, and the mixing partners
+        of every rank's clips are drawn on every rank (`rank_permutation`), each rank using its own.
         """
         mixup_type = self.config["training"].get("mixup")
         if mixup_type is not None and self.mixup_this_step():
@@ -293,13 +291,13 @@ class SEDTask(pl.LightningModule):
             weak, strong = batch.weak_mask, batch.strong_mask
             mel_amplitude[weak], batch.weak_labels, mix = mixup(
                 mel_amplitude[weak], batch.weak_labels, mixup_label_type=mixup_type,
-                permutation=torch.randperm(int(weak.sum()), generator=self.mixup_generator),
+                permutation=self.rank_permutation(int(weak.sum())),
                 generator=self.batch_generator, return_mix=True,
             )
             self.mix_embeddings(batch, weak, *mix)
             mel_amplitude[strong], labels[strong], mix = mixup(
                 mel_amplitude[strong], labels[strong], mixup_label_type=mixup_type,
-                permutation=torch.randperm(int(strong.sum()), generator=self.mixup_generator),
+                permutation=self.rank_permutation(int(strong.sum())),
                 generator=self.batch_generator, return_mix=True,
             )
             self.mix_embeddings(batch, strong, *mix)
@@ -310,6 +308,13 @@ class SEDTask(pl.LightningModule):
     def mixup_this_step(self) -> bool:
         """Whether this step's batch is mixed (probability 0.5); the same answer on every DDP rank."""
         return float(torch.rand((), generator=self.batch_generator)) < 0.5
+
+    def rank_permutation(self, size: int) -> Tensor:
+        """Mixing partners among this rank's `size` clips: one permutation per DDP rank is drawn from the batch
+        generator (so it advances alike on every rank), and this rank's is returned."""
+        world_size = self.trainer.world_size if self._trainer is not None else 1
+        permutations = [torch.randperm(size, generator=self.batch_generator) for _ in range(world_size)]
+        return permutations[self.global_rank]
 
     def compute_extra_loss(
         self, batch: TrainBatch, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor]
@@ -429,7 +434,6 @@ class SEDTask(pl.LightningModule):
             if self.trainer.world_size > 1:  # rank-specific dropout masks (the ranks were seeded alike)
                 torch.manual_seed(self.seed + self.global_rank)
         self.batch_generator.manual_seed(self.seed)
-        self.mixup_generator.manual_seed(self.seed + self.global_rank)
 
     def _fit_scaler(self) -> None:
         """Dataset statistics of the log-mels, from `scaler.savepath` when it exists, else fitted and saved.
@@ -476,16 +480,13 @@ class SEDTask(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["batch_generator_state"] = self.batch_generator.get_state()
-        checkpoint["mixup_generator_states"] = self.gather_rank_states(self.mixup_generator.get_state())
         checkpoint["rng_states"] = self.gather_rank_states(capture_rng_states())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "batch_generator_state" in checkpoint:
-            self.batch_generator.set_state(checkpoint["batch_generator_state"])
-        mixup_state = self.rank_state(checkpoint.get("mixup_generator_states", checkpoint.get("mixup_generator_state")),
-                                      "mixup generator")
-        if mixup_state is not None:
-            self.mixup_generator.set_state(mixup_state)
+        # Single-process checkpoints written before multi-process training named the same generator "mixup".
+        state = checkpoint.get("batch_generator_state", checkpoint.get("mixup_generator_state"))
+        if state is not None:
+            self.batch_generator.set_state(state)
         self._resumed_rng_states = self.rank_state(checkpoint.get("rng_states"), "global random generators")
         self._first_epoch = int(checkpoint.get("epoch", -1)) + 1  # our checkpoints are saved at epoch ends
 

@@ -40,7 +40,7 @@ def recording(base: type[SEDTask]) -> type[SEDTask]:
         def setup(self, stage):
             super().setup(stage)
             self.record = {"world_size": self.trainer.world_size, "rank": self.global_rank, "train_ids": {},
-                           "mixup": [], "views": [], "augmentations": [], "mixup_permutation_draws": [],
+                           "mixup": [], "views": [], "augmentations": [], "mixup_permutations": [],
                            "local_ids": {}, "collected_ids": {}, "metric_calls": [], "start": None}
 
         def on_train_start(self):
@@ -50,7 +50,7 @@ def recording(base: type[SEDTask]) -> type[SEDTask]:
                 "epoch": self.current_epoch, "global_step": self.global_step,
                 "adam_steps": sorted({float(state["step"]) for state in optimizer.state.values()}),
                 "sampler_len": len(self._train_sampler),
-                "mixup_generator": self.mixup_generator.get_state().tolist()[:32],
+                "batch_generator": self.batch_generator.get_state().tolist()[:32],
             }
 
         def training_step(self, batch, batch_idx):
@@ -60,9 +60,15 @@ def recording(base: type[SEDTask]) -> type[SEDTask]:
         def mixup_this_step(self):
             decision = super().mixup_this_step()
             self.record["mixup"].append(decision)
-            self.record["mixup_permutation_draws"].append(
-                int(torch.randint(1 << 30, (), generator=self.mixup_generator.clone_state())))
             return decision
+
+        def rank_permutation(self, size):
+            replay = torch.Generator()
+            replay.set_state(self.batch_generator.get_state())
+            permutation = super().rank_permutation(size)
+            drawn = [torch.randperm(size, generator=replay).tolist() for _ in range(self.trainer.world_size)]
+            self.record["mixup_permutations"].append({"drawn": drawn, "used": permutation.tolist()})
+            return permutation
 
         def augment(self, batch, mel_amplitude):
             batch = super().augment(batch, mel_amplitude)

@@ -166,7 +166,11 @@ def test_sed_ddp_teacher_and_mixup_consistent_across_ranks(sed_run):
                for k in weights[0] if k.startswith("sed_teacher."))
     decisions = [r["mixup"] for r in fit]
     assert decisions[0] == decisions[1] and len(set(decisions[0])) == 2  # mixed and unmixed steps, on both ranks
-    assert fit[0]["mixup_permutation_draws"] != fit[1]["mixup_permutation_draws"]  # partners: each rank's own
+    permutations = [r["mixup_permutations"] for r in fit]
+    assert len(permutations[0]) == len(permutations[1]) > 0
+    for rank, drawn in enumerate(permutations):  # every rank draws all ranks' partners, and uses its own
+        assert [p["drawn"] for p in drawn] == [p["drawn"] for p in permutations[0]]
+        assert all(p["used"] == p["drawn"][rank] for p in drawn)
 
 
 def test_sed_ddp_metrics_equal_single_process_scoring(sed_run, overrides, tmp_path):
@@ -199,12 +203,12 @@ def test_sed_ddp_metrics_equal_single_process_scoring(sed_run, overrides, tmp_pa
 def test_sed_ddp_resume_continues_on_both_ranks(sed_run, sed_resumed, ddp_mini):
     checkpoint = torch.load(sed_run / "last.ckpt", map_location="cpu", weights_only=False)
     steps = checkpoint["global_step"]
-    assert steps == 4 and checkpoint["epoch"] == 0 and len(checkpoint["mixup_generator_states"]) == 2
+    assert steps == 4 and checkpoint["epoch"] == 0
     resumed = records(sed_resumed, "fit")
-    for rank, record in enumerate(resumed):
+    for record in resumed:
         start = record["start"]
         assert start["epoch"] == 1 and start["global_step"] == steps and start["adam_steps"] == [steps]
-        assert start["mixup_generator"] == checkpoint["mixup_generator_states"][rank].tolist()[:32]
+        assert start["batch_generator"] == checkpoint["batch_generator_state"].tolist()[:32]
     assert list(resumed[0]["train_ids"]) == ["1"]
     check_epoch_shards(resumed, "1", ddp_mini)
     first_epoch = records(sed_run, "fit")

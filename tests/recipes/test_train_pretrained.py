@@ -1,10 +1,11 @@
 """End to end on the 16-clip mini DESED: extract embeddings with a tiny randomly initialised model of each
-family (official file layouts), then train (--fast_dev_run), test and evaluate the fused CRNN."""
+family (official file layouts), then train (--fast_dev_run), test and evaluate the fused CRNN of each family."""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from desed_task.embeddings import EmbeddingReader
@@ -20,6 +21,11 @@ FAMILIES = {  # family: (config, tiny model options, net overrides)
     "ast": ("dcase2022_task4_baseline/pretrained_ast_frame.yaml", {"dim": 16, "depth": 1, "heads": 2, "n_classes": 5},
             ["net.embedding_size=16", "net.frame_emb_enc_dim=8"]),
     "beats": ("dcase2023_task4_baseline/pretrained_beats.yaml", {}, ["net.embedding_size=16"]),
+}
+FUSION_KEYS = {  # family: (state-dict key of the fusion layer only that variant has, its shape)
+    "panns": ("sed_student.shrink_emb.0.weight", (8, 8)),  # global: Linear(E, C)
+    "ast": ("sed_student.frame_embs_encoder.weight_ih_l0", (3 * 8, 16)),  # frame: BiGRU(E, 8) over the sequence
+    "beats": ("sed_student.cat_tf.weight", (8, 8 + 16)),  # pool1d: cat_tf(C + E -> C)
 }
 BEATS_CFG = {"encoder_layers": 1, "embed_dim": 8, "encoder_embed_dim": 16, "encoder_ffn_embed_dim": 32,
              "encoder_attention_heads": 2, "conv_pos": 16, "conv_pos_groups": 4}
@@ -37,23 +43,58 @@ def tiny_checkpoint(family, options, folder: Path) -> Path:
     return path
 
 
-def test_extract_each_family_then_train_test_and_evaluate(tmp_path, mini_dir, tiny_overrides):
-    """Extraction with each family; the fused CRNN trained and tested on the BEATs files (2023 config) through
-    the recipe script, then evaluated. The other fusions are tested in tests/nnet/test_crnn.py."""
-    test_clips = {p.stem for p in (mini_dir / "audio/validation/validation_16k").glob("*.wav")}
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory, tiny_overrides) -> Path:
+    """Embedding files of every split for each family, in `<folder>/<family>/`."""
+    folder = tmp_path_factory.mktemp("embeddings")
     for family, (conf, options, _) in FAMILIES.items():
-        checkpoint = tiny_checkpoint(family, options, tmp_path)
+        checkpoint = tiny_checkpoint(family, options, folder)
         written = extract(["--model", family, "--checkpoint", str(checkpoint), "--conf_file", str(REPO / "confs" / conf),
-                           "--out", str(tmp_path / family), "--model_options", json.dumps(options), "--batch_size", "16",
+                           "--out", str(folder / family), "--model_options", json.dumps(options), "--batch_size", "16",
                            *tiny_overrides])
         assert set(written) == {"synth_train", "weak_train", "unlabeled_train", "synth_val", "test", "eval"}
-        assert (tmp_path / family / "weak_val.hdf5").is_file()
-        assert EmbeddingReader(tmp_path / family / "devtest.hdf5").stems == test_clips
-    assert EmbeddingReader(tmp_path / "ast/devtest.hdf5").read(next(iter(test_clips)), "frame").shape == (16, 1214)
+    return folder
 
-    conf, _, net = FAMILIES["beats"]
-    conf = str(REPO / "confs" / conf)
-    overrides = [*tiny_overrides, *net, f"pretrained.extracted_embeddings_dir={tmp_path / 'beats'}"]
+
+def family_args(family: str, extracted: Path, tiny_overrides: list[str]) -> tuple[str, list[str]]:
+    conf, _, net = FAMILIES[family]
+    return str(REPO / "confs" / conf), [*tiny_overrides, *net, f"pretrained.extracted_embeddings_dir={extracted / family}"]
+
+
+def test_every_split_extracted_for_each_family(extracted, mini_dir):
+    test_clips = {p.stem for p in (mini_dir / "audio/validation/validation_16k").glob("*.wav")}
+    for family in FAMILIES:
+        assert (extracted / family / "weak_val.hdf5").is_file()
+        assert EmbeddingReader(extracted / family / "devtest.hdf5").stems == test_clips
+    assert EmbeddingReader(extracted / "ast/devtest.hdf5").read(next(iter(test_clips)), "frame").shape == (16, 1214)
+    assert EmbeddingReader(extracted / "panns/devtest.hdf5").read(next(iter(test_clips)), "global").shape == (8,)
+
+
+@pytest.mark.parametrize("family", ["panns", "ast"])
+def test_each_2022_family_trains_tests_and_retests_from_its_checkpoint(family, extracted, tiny_overrides, tmp_path):
+    """fast_dev_run on the family's files, then `--test_from_checkpoint` of the written checkpoint in a fresh run
+    gives the same test metrics on the same (first) test batch: same weights, embeddings and post-processing."""
+    conf, overrides = family_args(family, extracted, tiny_overrides)
+    log_dir = tmp_path / "run"
+    train(["--conf_file", conf, "--log_dir", str(log_dir), "--gpus", "0", "--fast_dev_run", "--scores_file", "",
+           *overrides], task_cls=PretrainedSEDTask)
+    trained = json.loads((log_dir / "test_metrics.json").read_text())
+    state = torch.load(log_dir / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    key, shape = FUSION_KEYS[family]
+    assert state[key].shape == shape
+
+    retest_dir = tmp_path / "retest"
+    train(["--conf_file", conf, "--log_dir", str(retest_dir), "--gpus", "0", "--fast_dev_run", "--scores_file", "",
+           "--test_from_checkpoint", str(log_dir / "last.ckpt"), *overrides], task_cls=PretrainedSEDTask)
+    retested = json.loads((retest_dir / "test_metrics.json").read_text())
+    for name in ("test/teacher/psds1_sed_scores_eval", "test/student/psds2_sed_scores_eval",
+                 "test/student/intersection_f1_macro", "test/teacher/weak_f1_macro"):
+        assert retested[name] == pytest.approx(trained[name], abs=1e-9), name
+
+
+def test_beats_recipe_script_trains_tests_and_evaluates(extracted, tiny_overrides, mini_dir, tmp_path):
+    """The 2023 config through the recipe script (a subprocess, as users run it), then `--eval_from_checkpoint`."""
+    conf, overrides = family_args("beats", extracted, tiny_overrides)
     log_dir = tmp_path / "run"
     command = [sys.executable, str(REPO / "recipes/dcase2022_task4_baseline/train_pretrained.py"), "--conf_file", conf,
                "--log_dir", str(log_dir), "--gpus", "0", "--fast_dev_run", "--scores_file", "", *overrides]
@@ -62,10 +103,12 @@ def test_extract_each_family_then_train_test_and_evaluate(tmp_path, mini_dir, ti
     results = json.loads((log_dir / "test_metrics.json").read_text())
     assert 0.0 <= results["test/teacher/psds1_sed_scores_eval"] <= 1.0
     state = torch.load(log_dir / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-    assert state["sed_student.cat_tf.weight"].shape == (8, 8 + 16)  # pool1d: C + E -> C
-    assert not any(key.startswith("pretrained_model.") for key in state)  # e2e: False, embeddings from files
+    key, shape = FUSION_KEYS["beats"]
+    assert state[key].shape == shape
+    assert not any(name.startswith("pretrained_model.") for name in state)  # e2e: False, embeddings from files
 
     eval_dir = tmp_path / "eval"
     train(["--conf_file", conf, "--log_dir", str(eval_dir), "--gpus", "0", "--scores_file", "",
            "--eval_from_checkpoint", str(log_dir / "last.ckpt"), *overrides], task_cls=PretrainedSEDTask)
+    test_clips = {p.stem for p in (mini_dir / "audio/validation/validation_16k").glob("*.wav")}
     assert {p.stem for p in (eval_dir / "eval_scores/teacher").glob("*.tsv")} == test_clips

@@ -74,6 +74,9 @@ def test_qat_fold_and_convert_keep_the_logits(anchors):
     assert (int8.argmax(1) == fake.argmax(1)).float().mean() >= 0.75
     assert (int8.argmax(1) == reference.argmax(1)).float().mean() >= 0.75
     assert (int8 - reference).abs().mean() < 0.25 * reference.abs().mean()
+    # within the quantisation error: int8 is no farther from the float logits than the fake-quantised model
+    # (measured 0.17 against 0.39 of the mean |logit|)
+    assert (int8 - reference).abs().mean() <= (fake - reference).abs().mean()
 
 
 def test_qat_task_loads_checkpoint_and_freezes_observers_late(anchors, tmp_path):
