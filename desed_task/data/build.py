@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from torch.utils.data import ConcatDataset
 
 from desed_task.data.datasets import StronglyAnnotatedSet, UnlabeledSet, WeaklyAnnotatedSet, split_weak
@@ -90,6 +91,28 @@ def build_eval_dataset(config: dict, encoder: ManyHotEncoder, report_dir=None) -
     data = config["data"]
     folder = prepare_folder(data, "eval_folder")
     return UnlabeledSet(folder, split="eval", config_key="eval_folder", **_common(data, encoder, report_dir))
+
+
+def build_strong_val_dataset(config: dict, encoder: ManyHotEncoder,
+                             report_dir=None) -> StronglyAnnotatedSet | None:
+    """The real strongly labelled validation set (`data.strong_val_folder`, `strong_val_tsv`, `strong_val_dur`:
+    ATST-SED's audioset_strong_val.tsv), or None when `data.strong_val_tsv` is not set; its durations file is
+    written when absent. Clips also listed in `data.strong_tsv` are trained on, so they are reported."""
+    data = config["data"]
+    if data.get("strong_val_tsv") in (None, ""):
+        return None
+    valid = StronglyAnnotatedSet(prepare_folder(data, "strong_val_folder"), data["strong_val_tsv"], split="strong_val",
+                                 config_key="strong_val_tsv", durations=_existing_durations(data, "strong_val"),
+                                 **_common(data, encoder, report_dir))
+    _ensure_durations(data, "strong_val", valid)
+    strong_tsv = data.get("strong_tsv")
+    if strong_tsv and Path(strong_tsv).is_file():
+        trained = set(pd.read_csv(strong_tsv, sep="\t", usecols=["filename"], dtype=str)["filename"])
+        overlap = trained.intersection(valid.filenames)
+        if overlap:
+            log.warning("%d of the %d clips of data.strong_val_tsv are training clips of data.strong_tsv (%s): "
+                        "the validation set should be held out", len(overlap), len(valid), strong_tsv)
+    return valid
 
 
 def build_sed_datasets(config: dict, encoder: ManyHotEncoder, strong_real: bool = False, report_dir=None) -> SEDDatasets:

@@ -3,7 +3,8 @@
     python -m desed_task.data.mini --out DIR --seed N
 
 Layout and TSV formats follow DESED (synthetic strong train, weak train, unlabeled in-domain, synthetic
-validation with durations, "real" validation used as test set with durations). Synthetic train and weak
+validation with durations, "real" validation used as test set with durations; with `n_strong`, ATST-SED's
+strong real set and its validation split with durations). Synthetic train and weak
 audio are written at 44.1 kHz into the `*_44k` folders so runs exercise the resample cache; the other sets
 are 16 kHz. Event statistics follow DESED real data: ~3.7 events per clip, the DESED class shares and
 median durations (long classes clipped at the clip end), and a few clips without events.
@@ -56,12 +57,19 @@ SUBSETS = {  # name: (set id for seeding, sample rate, annotation kind, allow em
     "synth_val": (4, 16000, "strong", True, 0.0),
     "test": (5, 16000, "strong", True, 0.1),
     "strong_real": (6, 16000, "strong", True, 0.1),  # written only when n_strong > 0 (ATST-SED's strong real set)
+    "strong_val": (7, 16000, "strong", True, 0.1),  # its validation split (`strong_val_size`), in the same folder
 }
 
 
+def strong_val_size(n_strong: int, n_strong_val: int | None = None) -> int:
+    """Clips of the strong real validation split: `n_strong_val`, by default one per 8 strong real training
+    clips, rounded up (the official ATST-SED split: 373 validation clips for 3,000 training clips)."""
+    return -(-n_strong // 8) if n_strong_val is None else n_strong_val
+
+
 def mini_config_paths(out_dir: str | os.PathLike) -> dict:
-    """The `data.*` config keys pointing into a mini dataset folder (the strong real set exists when generated
-    with `n_strong > 0`)."""
+    """The `data.*` config keys pointing into a mini dataset folder (the strong real set and its validation
+    split exist when generated with `n_strong > 0`; as in the official layout, both share the audio folder)."""
     root = Path(out_dir)
     audio, meta = root / "audio", root / "metadata"
     return {
@@ -71,6 +79,10 @@ def mini_config_paths(out_dir: str | os.PathLike) -> dict:
         "strong_folder": str(audio / "train/strong_label_real_16k"),
         "strong_folder_44k": None,
         "strong_tsv": str(meta / "train/audioset_strong.tsv"),
+        "strong_val_folder": str(audio / "train/strong_label_real_16k"),
+        "strong_val_folder_44k": None,
+        "strong_val_tsv": str(meta / "train/audioset_strong_val.tsv"),
+        "strong_val_dur": str(meta / "train/audioset_strong_val_dur.tsv"),
         "weak_folder": str(audio / "train/weak_16k"),
         "weak_folder_44k": str(audio / "train/weak"),
         "weak_tsv": str(meta / "train/weak.tsv"),
@@ -91,7 +103,8 @@ def mini_config_paths(out_dir: str | os.PathLike) -> dict:
 
 def _audio_folder(paths: dict, subset: str) -> Path:
     key = {"synth_train": "synth_folder_44k", "weak": "weak_folder_44k", "unlabeled": "unlabeled_folder",
-           "synth_val": "synth_val_folder", "test": "test_folder", "strong_real": "strong_folder"}[subset]
+           "synth_val": "synth_val_folder", "test": "test_folder", "strong_real": "strong_folder",
+           "strong_val": "strong_val_folder"}[subset]
     return Path(paths[key])
 
 
@@ -189,14 +202,21 @@ def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int = 150, n_unlabeled: int = 300,
-                        n_synth_val: int = 100, n_test: int = 100, workers: int | None = None, n_strong: int = 0) -> dict:
-    """Write the mini dataset into `out_dir` (replacing a previous one) and return its `data.*` paths."""
+                        n_synth_val: int = 100, n_test: int = 100, workers: int | None = None, n_strong: int = 0,
+                        n_strong_val: int | None = None) -> dict:
+    """Write the mini dataset into `out_dir` (replacing a previous one) and return its `data.*` paths.
+
+    `n_strong_val`: clips of the strong real validation split (default: `strong_val_size(n_strong)`). Every
+    clip has its own generator, so the extra splits leave the other files byte-identical."""
     paths = mini_config_paths(out_dir)
     for generated in ("audio", "metadata"):
         shutil.rmtree(Path(out_dir) / generated, ignore_errors=True)
     sizes = {"synth_train": n_synth, "weak": n_weak, "unlabeled": n_unlabeled, "synth_val": n_synth_val, "test": n_test}
     if n_strong:
         sizes["strong_real"] = n_strong
+    n_strong_val = strong_val_size(n_strong, n_strong_val)
+    if n_strong_val:
+        sizes["strong_val"] = n_strong_val
     plans = {subset: [_clip_plan(seed, subset, i) for i in range(size)] for subset, size in sizes.items()}
     jobs = []
     for subset, subset_plans in plans.items():
@@ -211,7 +231,10 @@ def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int 
     weak_rows = [(p["name"], ",".join(c for c in DESED_CLASSES if c in {e[0] for e in p["events"]}))
                  for p in plans["weak"]]
     _write_tsv(pd.DataFrame(weak_rows, columns=["filename", "event_labels"]), Path(paths["weak_tsv"]))
-    for subset, tsv_key, dur_key in (("synth_val", "synth_val_tsv", "synth_val_dur"), ("test", "test_tsv", "test_dur")):
+    for subset, tsv_key, dur_key in (("synth_val", "synth_val_tsv", "synth_val_dur"), ("test", "test_tsv", "test_dur"),
+                                     ("strong_val", "strong_val_tsv", "strong_val_dur")):
+        if subset not in plans:
+            continue
         _write_tsv(_strong_frame(plans[subset]), Path(paths[tsv_key]))
         durations = pd.DataFrame([(p["name"], p["duration"]) for p in plans[subset]], columns=["filename", "duration"])
         _write_tsv(durations, Path(paths[dur_key]))
@@ -220,7 +243,13 @@ def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int 
 
 def ensure_mini_dataset(out_dir, seed: int = 0, workers: int | None = None, **sizes) -> dict:
     """Generate the mini dataset (the demo's sizes: about 660 MB, 20 s on idle cores) unless a complete one
-    with the same seed and sizes is already there; returns its config paths (see `ensure_generated`)."""
+    with the same seed and sizes is already there; returns its config paths (see `ensure_generated`).
+
+    The recipe records the strong real validation size whenever there is such a split, so that a dataset
+    generated before that split existed is regenerated."""
+    n_strong_val = strong_val_size(sizes.get("n_strong", 0), sizes.pop("n_strong_val", None))
+    if n_strong_val:
+        sizes["n_strong_val"] = n_strong_val
     recipe = {"seed": seed, **{k: sizes[k] for k in sorted(sizes)}}
     root = ensure_generated(out_dir, "mini", recipe, lambda root: generate_mini_desed(root, seed, workers=workers,
                                                                                       **sizes))
@@ -273,10 +302,12 @@ def main(argv=None) -> None:
     parser.add_argument("--n_test", type=int, default=100)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--n_strong", type=int, default=0, help="clips of the strong real set (0: none)")
+    parser.add_argument("--n_strong_val", type=int, default=None,
+                        help="clips of its validation split (default: n_strong / 8, rounded up)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     generate_mini_desed(args.out, args.seed, args.n_synth, args.n_weak, args.n_unlabeled, args.n_synth_val,
-                        args.n_test, args.workers, args.n_strong)
+                        args.n_test, args.workers, args.n_strong, args.n_strong_val)
     print(f"mini DESED written to {args.out} in {time.perf_counter() - started:.1f} s")
 
 

@@ -8,7 +8,8 @@ Both stages train `ATSTSED` (CRNN + ATST-Frame) with two frontends: the baseline
 - `ATSTSEDStage1`: ATST frozen and in eval mode; CNN and "RNN" (rnn, cat_tf, dense, dense_softmax) groups;
   exponential warm-up then constant; mixup (p 0.5) of the CRNN mel only, in the strong, weak and unlabeled
   parts; mean-teacher loss with the ramped EMA; checkpoint on the minimum of the teacher's
-  (weak-validation BCE + strong-validation BCE) / 2.
+  (weak-validation BCE + strong-real-validation BCE) / 2 (`data.strong_val_*`, the official
+  audioset_strong_val.tsv; the synthetic validation set when `data.strong_val_tsv` is not set).
 - `ATSTSEDStage2`: initialised from a stage-1 checkpoint (`init.model_init`); everything trainable in
   2 + 14 groups (ATST layer-wise decay); warm-up then cosine decay to 0.1x; mixup of both frontends with one
   weight and permutation per part, followed by the interpolation-consistency loss, else the mean-teacher
@@ -23,7 +24,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
+from desed_task.data.build import build_strong_val_dataset
 from desed_task.evaluation import threshold_independent_psds
 from desed_task.features.atst import ATSTFrontend
 from desed_task.features.augment import _beta_sample, frequency_warp, mixup
@@ -62,6 +65,13 @@ def atst_parameter_groups(model: ATSTSED, opt: dict) -> list[dict]:
             lr = float(opt["tfm_lr"]) * float(opt["tfm_lr_scale"]) ** index
             groups.append({"params": params, "lr": lr, "name": f"atst_{index}"})
     return groups
+
+
+def buffered_bce(buffers: dict, model: str) -> float:
+    """BCE of `model`'s buffered outputs against their targets over every clip of a validation set (0 when empty)."""
+    if not buffers:
+        return 0.0
+    return float(nn.functional.binary_cross_entropy(torch.stack(buffers[model]), torch.stack(buffers["target"])))
 
 
 @dataclass
@@ -159,15 +169,23 @@ class ATSTSEDTask(SEDTask):
 
 
 class ATSTSEDStage1(ATSTSEDTask):
-    """Stage 1: frozen ATST, CRNN-mel mixup, mean teacher; checkpoint on the minimum validation BCE."""
+    """Stage 1: frozen ATST, CRNN-mel mixup, mean teacher; checkpoint on the minimum validation BCE, with the
+    real strong validation set (`valid_strong_real`, built from `data.strong_val_*` when training) as a third
+    validation set."""
 
     freeze_atst = True
     obj_metric_mode = "min"
 
     def __init__(self, config: dict, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
+        self.valid_strong_real = None
         if self.train_data is not None:
             self.load_atst((self.config.get("init") or {}).get("atst_init"))
+            self.valid_strong_real = build_strong_val_dataset(self.config, self.encoder, self.log_dir / "data_reports")
+            if self.valid_strong_real is None:
+                log.warning("config key data.strong_val_tsv is not set: stage 1 selects its checkpoint on the "
+                            "synthetic validation set's strong BCE, not on the real strong validation set "
+                            "(audioset_strong_val.tsv) of the official recipe")
 
     def load_atst(self, path: str | None) -> None:
         """The pretrained ATST-Frame (`init.atst_init`, e.g. atst_as2M.ckpt) into student and teacher."""
@@ -189,13 +207,23 @@ class ATSTSEDStage1(ATSTSEDTask):
         return ATSTBatch(batch.audio, features, labels, weak_labels, batch.strong_mask, batch.weak_mask,
                          batch.unlabeled_mask)
 
-    def _validation_metrics(self, synth: dict, weak: dict) -> dict[str, float]:
-        """Adds the official stage-1 criterion: the teacher's (weak BCE + strong BCE) / 2 on the validation sets."""
+    def validation_sets(self) -> dict[str, tuple[Dataset, str]]:
+        """The baseline's sets, then the real strong validation set `strong_real` when it is configured."""
+        sets = super().validation_sets()
+        if self.valid_strong_real is not None:
+            sets["strong_real"] = (self.valid_strong_real, "strong")
+        return sets
+
+    def _validation_metrics(self, synth: dict, weak: dict, strong_real: dict | None = None) -> dict[str, float]:
+        """Adds the official stage-1 criterion, the teacher's (weak BCE + strong BCE) / 2, with the strong BCE on
+        the real strong validation set (`strong_real`), or on the synthetic one when that set is not configured.
+        Both BCEs are logged: `val/weak/<model>/bce` and `val/strong_real/<model>/bce` (`val/synth/...`)."""
         results = super()._validation_metrics(synth, weak)
-        bce = nn.functional.binary_cross_entropy
+        strong_name, strong = ("synth", synth) if strong_real is None else ("strong_real", strong_real)
         for model in MODELS:
-            weak_bce = float(bce(torch.stack(weak[model]), torch.stack(weak["target"]))) if weak else 0.0
-            strong_bce = float(bce(torch.stack(synth[model]), torch.stack(synth["target"]))) if synth else 0.0
+            weak_bce, strong_bce = buffered_bce(weak, model), buffered_bce(strong, model)
+            results[f"val/weak/{model}/bce"] = weak_bce
+            results[f"val/{strong_name}/{model}/bce"] = strong_bce
             results[f"val/{model}/bce_weak_strong"] = (weak_bce + strong_bce) / 2
         results["val/obj_metric"] = results["val/teacher/bce_weak_strong"]
         return results

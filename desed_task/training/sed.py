@@ -8,8 +8,9 @@ evaluates both student and teacher. Batches are `[strong parts | weak part | unl
 
 Subclasses (IRCT, probes) change behaviour through a few documented hooks:
 `build_student`, `build_teacher`, `trainable_parameters`, `augment`, `student_forward`, `training_losses`,
-`compute_extra_loss`, `detect`, `inference_inputs`, `teacher_forward`, and for networks that also take
-pretrained-model embeddings (training/pretrained.py) `batch_embeddings`, `mix_embeddings`.
+`compute_extra_loss`, `detect`, `inference_inputs`, `teacher_forward`, `validation_sets` (with
+`_validation_metrics`), and for networks that also take pretrained-model embeddings (training/pretrained.py)
+`batch_embeddings`, `mix_embeddings`.
 """
 from __future__ import annotations
 
@@ -546,7 +547,7 @@ class SEDTask(pl.LightningModule):
                           drop_last=False, sampler=sampler, **self._loader_kwargs())
 
     def val_dataloader(self):
-        return [self._eval_loader(self.valid_synth), self._eval_loader(self.valid_weak)]
+        return [self._eval_loader(dataset) for dataset, _ in self.validation_sets().values()]
 
     def test_dataloader(self):
         return self._eval_loader(self.test_data)
@@ -602,30 +603,36 @@ class SEDTask(pl.LightningModule):
         return ground_truth[ground_truth["filename"].isin(ids)], {k: v for k, v in durations.items() if k in ids}
 
     # ------------------------------------------------------------------ validation
+    def validation_sets(self) -> dict[str, tuple[Dataset, str]]:
+        """Hook: the validation sets in loader order, {name: (dataset, "strong" or "weak")}.
+
+        A "strong" set is scored on the frame outputs against the frame labels, a "weak" set on the clip
+        outputs against the clip labels: both log `val/<name>/<model>/loss_<kind>` per batch and buffer
+        `val_<name>`, whose per-clip values reach `_validation_metrics` as its keyword argument `<name>`.
+        Default: the synthetic set `synth` (strong) and the weak split `weak`.
+        """
+        return {"synth": (self.valid_synth, "strong"), "weak": (self.valid_weak, "weak")}
+
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         audio, labels, _, file_ids = batch[:4]
+        name, (_, kind) = list(self.validation_sets().items())[dataloader_idx]
+        output, target = (0, labels) if kind == "strong" else (1, labels.amax(-1))
         predictions = self._predict(batch)
-        if dataloader_idx == 0:
-            for model, (strong, _) in predictions.items():
-                self.log(f"val/synth/{model}/loss_strong", self.supervised_loss(strong, labels),
-                         batch_size=len(audio), add_dataloader_idx=False, sync_dist=True)
-            self._buffer("val_synth", file_id=list(file_ids), student=predictions["student"][0],
-                         teacher=predictions["teacher"][0], target=labels)
-        else:
-            weak_labels = labels.amax(-1)
-            for model, (_, weak) in predictions.items():
-                self.log(f"val/weak/{model}/loss_weak", self.supervised_loss(weak, weak_labels),
-                         batch_size=len(audio), add_dataloader_idx=False, sync_dist=True)
-            self._buffer("val_weak", file_id=list(file_ids), student=predictions["student"][1],
-                         teacher=predictions["teacher"][1], target=weak_labels)
+        for model, outputs in predictions.items():
+            self.log(f"val/{name}/{model}/loss_{kind}", self.supervised_loss(outputs[output], target),
+                     batch_size=len(audio), add_dataloader_idx=False, sync_dist=True)
+        self._buffer(f"val_{name}", file_id=list(file_ids), student=predictions["student"][output],
+                     teacher=predictions["teacher"][output], target=target)
 
     def on_validation_epoch_end(self) -> None:
-        synth, weak = self._collect("val_synth"), self._collect("val_weak")
-        results = self._validation_metrics(synth, weak) if self.global_rank == 0 else {}
+        outputs = {name: self._collect(f"val_{name}") for name in self.validation_sets()}
+        results = self._validation_metrics(**outputs) if self.global_rank == 0 else {}
         for name, value in self._share(results).items():
             self.log(name, value, prog_bar=name == "val/obj_metric", sync_dist=True)  # equal on every rank
 
     def _validation_metrics(self, synth: dict, weak: dict) -> dict[str, float]:
+        """Hook: the epoch's metrics (computed on rank 0, logged on every rank), which include the checkpoint
+        criterion `val/obj_metric`; each argument holds the collected buffers of one of `validation_sets`."""
         training = self.config["training"]
         results = {}
         for model in MODELS:

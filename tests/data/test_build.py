@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -5,9 +6,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from desed_task.data.build import build_eval_dataset, build_sed_datasets, prepare_folder
+from desed_task.data.build import build_eval_dataset, build_sed_datasets, build_strong_val_dataset, prepare_folder
 from desed_task.data.datasets import WeaklyAnnotatedSet
-from desed_task.data.mini import apply_mini_config, mini_config_paths
+from desed_task.data.mini import apply_mini_config, generate_mini_desed, mini_config_paths
 from desed_task.data.resample import COMPLETE_MARKER
 from desed_task.data.sampler import MultiSetBatchSampler
 
@@ -77,3 +78,18 @@ def test_issue13_item2_truncated_44k_clip_is_reported_and_skipped(tmp_path, enco
     assert list(report["filename"]) == ["cut.wav"]
     assert report["reason"].iloc[0] == (f"source {source.resolve() / 'cut.wav'} not resampled: truncated: the header "
                                         "declares 8.300 s (366030 frames), the file holds 0.001 s (28 frames)")
+
+
+def test_strong_real_validation_set_is_optional_and_held_out(encoder, tmp_path, caplog):
+    paths = generate_mini_desed(tmp_path / "mini", seed=3, n_synth=1, n_weak=1, n_unlabeled=1, n_synth_val=1,
+                                n_test=1, n_strong=4, n_strong_val=3, workers=1)
+    assert build_strong_val_dataset(_config({**paths, "strong_val_tsv": None}), encoder) is None
+    Path(paths["strong_val_dur"]).unlink()
+    with caplog.at_level(logging.WARNING, logger="desed_task.data.build"):
+        valid = build_strong_val_dataset(_config(paths), encoder, report_dir=tmp_path)
+    assert len(valid) == 3 and Path(paths["strong_val_dur"]).is_file() and "training clips" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="desed_task.data.build"):
+        build_strong_val_dataset(_config({**paths, "strong_tsv": paths["strong_val_tsv"]}), encoder)
+    assert "3 of the 3 clips of data.strong_val_tsv are training clips of data.strong_tsv" in caplog.text
+    with pytest.raises(ValueError, match="data.strong_val_folder must be set"):
+        build_strong_val_dataset(_config({**paths, "strong_val_folder": None}), encoder)

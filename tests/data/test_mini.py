@@ -1,4 +1,5 @@
 import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -8,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from desed_task.data.classes import DESED_CLASSES
-from desed_task.data.mini import (CLASS_SHARES, MEDIAN_DURATION, apply_mini_config, generate_mini_desed,
-                                  sample_annotations)
+from desed_task.data.mini import (CLASS_SHARES, MEDIAN_DURATION, apply_mini_config, ensure_mini_dataset,
+                                  generate_mini_desed, sample_annotations, strong_val_size)
 
 from .conftest import TINY_SIZES
 
@@ -139,10 +140,41 @@ def test_strong_real_split_is_written_when_asked(tmp_path):
     sizes = dict(n_synth=1, n_weak=1, n_unlabeled=1, n_synth_val=1, n_test=1, workers=1)
     without = generate_mini_desed(tmp_path / "a", seed=3, **sizes)
     assert not Path(without["strong_tsv"]).exists() and not Path(without["strong_folder"]).exists()
-    paths = generate_mini_desed(tmp_path / "b", seed=3, n_strong=3, **sizes)
+    assert not Path(without["strong_val_tsv"]).exists()
+    paths = generate_mini_desed(tmp_path / "b", seed=3, n_strong=3, n_strong_val=0, **sizes)
     strong = pd.read_csv(paths["strong_tsv"], sep="\t")
     files = sorted(p.name for p in Path(paths["strong_folder"]).glob("*.wav"))
     assert files == sorted(set(strong.filename)) and len(files) == 3
     assert {sf.info(str(Path(paths["strong_folder"]) / f)).samplerate for f in files} == {16000}
+    assert not Path(paths["strong_val_tsv"]).exists()
     # the other sets are unchanged by the extra split
     assert _digest(tmp_path / "a") == {k: v for k, v in _digest(tmp_path / "b").items() if "strong" not in k}
+
+
+def test_strong_real_validation_split_leaves_the_other_files_byte_identical(tmp_path):
+    sizes = dict(n_synth=1, n_weak=1, n_unlabeled=1, n_synth_val=1, n_test=1, n_strong=9, workers=1)
+    generate_mini_desed(tmp_path / "a", seed=3, n_strong_val=0, **sizes)
+    paths = generate_mini_desed(tmp_path / "b", seed=3, **sizes)  # default: 9 / 8 rounded up
+    assert strong_val_size(9) == 2 and strong_val_size(0) == 0 and strong_val_size(9, 5) == 5
+    assert paths["strong_val_folder"] == paths["strong_folder"]  # the official layout: one audio folder
+    valid = pd.read_csv(paths["strong_val_tsv"], sep="\t")
+    durations = pd.read_csv(paths["strong_val_dur"], sep="\t")
+    names = sorted(set(valid.filename))
+    assert len(names) == 2 and sorted(durations.filename) == names
+    assert not set(names) & set(pd.read_csv(paths["strong_tsv"], sep="\t").filename)
+    for name, duration in zip(durations.filename, durations.duration):
+        assert abs(sf.info(f"{paths['strong_val_folder']}/{name}").duration - duration) < 1e-3
+    new_files = {f"audio/train/strong_label_real_16k/{name}" for name in names}
+    new_files |= {"metadata/train/audioset_strong_val.tsv", "metadata/train/audioset_strong_val_dur.tsv"}
+    with_split = _digest(tmp_path / "b")
+    assert set(with_split) - set(_digest(tmp_path / "a")) == new_files
+    assert _digest(tmp_path / "a") == {k: v for k, v in with_split.items() if k not in new_files}
+
+
+def test_a_mini_dataset_from_before_the_strong_validation_split_is_regenerated(tmp_path):
+    sizes = dict(n_synth=1, n_weak=1, n_unlabeled=1, n_synth_val=1, n_test=1, n_strong=2)
+    generate_mini_desed(tmp_path, seed=3, n_strong_val=0, workers=1, **sizes)
+    (tmp_path / ".mini_complete.json").write_text(json.dumps({"seed": 3, **dict(sorted(sizes.items()))}))
+    paths = ensure_mini_dataset(tmp_path, seed=3, workers=1, **sizes)
+    assert len(pd.read_csv(paths["strong_val_tsv"], sep="\t").filename.unique()) == 1
+    assert json.loads((tmp_path / ".mini_complete.json").read_text())["n_strong_val"] == 1

@@ -1,21 +1,26 @@
-"""ATST-SED stages: parameter groups and learning rates, schedules, losses, the stage-2 initialisation and
-end-to-end `--fast_dev_run`s of both recipes on a generated mini DESED with a strong real set."""
+"""ATST-SED stages: parameter groups and learning rates, schedules, losses, the stage-1 checkpoint criterion on
+the strong real validation set, the stage-2 initialisation and end-to-end `--fast_dev_run`s of both recipes
+on a generated mini DESED with a strong real set and its validation split."""
 import json
+import logging
 import math
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from desed_task.data.mini import ensure_mini_dataset
 from desed_task.nnet import ATSTSED
-from desed_task.training.atst_sed import ATSTBatch, ATSTSEDStage1, ATSTSEDStage2, atst_parameter_groups
-from desed_task.training.run import main
+from desed_task.training.atst_sed import (ATSTBatch, ATSTSEDStage1, ATSTSEDStage2, atst_parameter_groups,
+                                         buffered_bce)
+from desed_task.training.run import main, resolve_config
 from desed_task.training.schedulers import ExponentialWarmup
-from desed_task.training.sed import TrainBatch, batch_masks, load_sed_checkpoint
+from desed_task.training.sed import SEDTask, TrainBatch, batch_masks, load_sed_checkpoint
 from desed_task.utils.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,6 +168,50 @@ def test_stage2_without_model_init_names_the_config_key(demo_config, tmp_path):
         ATSTSEDStage2(config, train_data=torch.utils.data.ConcatDataset([[0]]), train_batch_sizes=[1, 1, 1, 1])
 
 
+def clip_buffers(shape: tuple[int, ...], n: int, seed: int) -> dict:
+    """Validation buffers of `n` clips: per-clip outputs of both models and targets, as `_collect` returns them."""
+    generator = torch.Generator().manual_seed(seed)
+    values = {model: list(torch.rand(n, *shape, generator=generator) * 0.98 + 0.01) for model in ("student", "teacher")}
+    return {"file_id": [f"{seed}_{i}.wav" for i in range(n)], **values,
+            "target": list((torch.rand(n, *shape, generator=generator) > 0.6).float())}
+
+
+def mean_bce(outputs: list, targets: list) -> float:
+    p, y = torch.stack(outputs).double(), torch.stack(targets).double()
+    return float(-(y * p.log() + (1 - y) * (1 - p).log()).mean())
+
+
+def test_stage1_criterion_is_the_teachers_weak_and_strong_real_bce(demo_config, monkeypatch):
+    monkeypatch.setattr(SEDTask, "_validation_metrics", lambda self, synth, weak: {})  # only stage 1's additions
+    task = ATSTSEDStage1(demo_config)
+    weak, synth, strong_real = clip_buffers((10,), 5, 1), clip_buffers((10, 7), 4, 2), clip_buffers((10, 7), 3, 3)
+    results = task._validation_metrics(synth, weak, strong_real=strong_real)
+    for model in ("student", "teacher"):
+        weak_bce = mean_bce(weak[model], weak["target"])
+        strong_bce = mean_bce(strong_real[model], strong_real["target"])
+        assert results[f"val/weak/{model}/bce"] == pytest.approx(weak_bce, rel=1e-5)
+        assert results[f"val/strong_real/{model}/bce"] == pytest.approx(strong_bce, rel=1e-5)
+        assert results[f"val/{model}/bce_weak_strong"] == pytest.approx((weak_bce + strong_bce) / 2, rel=1e-5)
+    assert results["val/obj_metric"] == results["val/teacher/bce_weak_strong"]
+    assert not any(name.startswith("val/synth/") for name in results)
+    assert buffered_bce({}, "teacher") == 0.0
+
+    fallback = task._validation_metrics(synth, weak)  # no strong real validation set: the synthetic one
+    synth_bce = mean_bce(synth["teacher"], synth["target"])
+    assert fallback["val/synth/teacher/bce"] == pytest.approx(synth_bce, rel=1e-5)
+    assert fallback["val/obj_metric"] == pytest.approx((mean_bce(weak["teacher"], weak["target"]) + synth_bce) / 2,
+                                                       rel=1e-5)
+
+
+def test_stage1_without_strong_val_tsv_warns_and_validates_on_the_synthetic_set(demo_config, caplog):
+    assert demo_config["data"]["strong_val_tsv"] is None
+    with caplog.at_level(logging.WARNING, logger="desed_task.training.atst_sed"):
+        task = ATSTSEDStage1(demo_config, train_data=torch.utils.data.ConcatDataset([[0]]),
+                             train_batch_sizes=[1, 1, 1, 1])
+    assert "config key data.strong_val_tsv is not set" in caplog.text and "synthetic validation set" in caplog.text
+    assert list(task.validation_sets()) == ["synth", "weak"]
+
+
 # ---------------------------------------------------------------------------------------- end-to-end runs
 MINI = {"n_synth": 8, "n_weak": 8, "n_unlabeled": 8, "n_synth_val": 8, "n_test": 8, "n_strong": 8}
 
@@ -175,6 +224,24 @@ def tiny_run_overrides() -> list[str]:
     return [f"data.mini={mini}", "training.batch_size=[2,2,2,2]", "training.batch_size_val=8",
             "training.num_workers=0", "training.n_test_thresholds=5", "training.validation_interval=1",
             "net.nb_filters=[4,8,8,8,8,8,8]", "net.n_RNN_cell=8", "net.atst={embed_dim: 16, depth: 2, num_heads: 2}"]
+
+
+def test_stage1_validates_on_the_mini_strong_real_validation_split(tiny_run_overrides, tmp_path):
+    config = resolve_config(DEMO, tiny_run_overrides)
+    task = ATSTSEDStage1(config, train_data=torch.utils.data.ConcatDataset([[0]]), train_batch_sizes=[2, 2, 2, 2],
+                         log_dir=tmp_path)
+    assert list(task.validation_sets()) == ["synth", "weak", "strong_real"]
+    assert task.validation_sets()["strong_real"] == (task.valid_strong_real, "strong")
+    expected = pd.read_csv(config["data"]["strong_val_dur"], sep="\t").filename
+    assert sorted(task.valid_strong_real.filenames) == sorted(expected) and len(expected) == 1  # 8 / 8
+    assert list(ATSTSEDStage2(config).validation_sets()) == ["synth", "weak"]  # stage 2: the baseline's sets
+
+
+def logged_scalars(log_dir: Path) -> dict[str, list[float]]:
+    """The values of every scalar of a run's TensorBoard events, in step order."""
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [event.value for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
 class Stage2Recorder(ATSTSEDStage2):
@@ -193,8 +260,14 @@ def test_fast_dev_runs_of_stage1_then_stage2(tmp_path, tiny_run_overrides):
                "--log_dir", str(stage1_dir), "--gpus", "0", "--fast_dev_run", "--scores_file", "", *tiny_run_overrides]
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "data.strong_val_tsv is not set" not in completed.stderr
     metrics = json.loads((stage1_dir / "test_metrics.json").read_text())
     assert "test/teacher/psds1_sed_scores_eval" in metrics
+    scalars = logged_scalars(stage1_dir)
+    assert len(scalars["val/obj_metric"]) == 3 and "val/strong_real/teacher/loss_strong" in scalars
+    for objective, weak, strong in zip(scalars["val/obj_metric"], scalars["val/weak/teacher/bce"],
+                                       scalars["val/strong_real/teacher/bce"]):
+        assert objective == pytest.approx((weak + strong) / 2, rel=1e-5)
 
     stage1 = torch.load(stage1_dir / "last.ckpt", map_location="cpu", weights_only=False)
     assert any(k.startswith("sed_student.atst_frame.atst.") for k in stage1["state_dict"])

@@ -128,3 +128,30 @@ def test_load_checkpoint_with_official_names_ignores_mel_buffers(task):
     state.pop("sed_teacher.dense.weight")
     with pytest.raises(KeyError):
         load_sed_checkpoint(task, {"state_dict": state})
+
+
+def test_baseline_validation_sets_logs_and_buffers_are_unchanged(task, monkeypatch):
+    """The two baseline sets: the synthetic one scored on the frame outputs and labels, the weak split on the
+    clip outputs and labels, each buffered under its name and passed to `_validation_metrics` by name."""
+    assert {name: kind for name, (_, kind) in task.validation_sets().items()} == {"synth": "strong", "weak": "weak"}
+    logged, received = {}, {}
+    monkeypatch.setattr(task, "log", lambda name, value, **kwargs: logged.setdefault(name, value))
+    monkeypatch.setattr(task, "_validation_metrics", lambda **sets: received.update(sets) or {})
+    generator = torch.Generator().manual_seed(0)
+    audio = torch.randn(2, 160000, generator=generator) * 0.1
+    labels = (torch.rand(2, 10, 156, generator=generator) > 0.7).float()
+    task.eval()
+    with torch.no_grad():
+        task.validation_step((audio, labels, None, ["a.wav", "b.wav"]), 0, dataloader_idx=0)
+        task.validation_step((audio, labels, None, ["c.wav", "d.wav"]), 0, dataloader_idx=1)
+        strong, weak = task.detect(task.mel(audio), task.sed_teacher)
+    assert set(logged) == {f"val/{part}/{model}/loss_{kind}" for part, kind in (("synth", "strong"), ("weak", "weak"))
+                           for model in ("student", "teacher")}
+    bce = nn.functional.binary_cross_entropy
+    torch.testing.assert_close(logged["val/synth/teacher/loss_strong"], bce(strong, labels))
+    torch.testing.assert_close(logged["val/weak/teacher/loss_weak"], bce(weak, labels.amax(-1)))
+    task.on_validation_epoch_end()
+    assert set(received) == {"synth", "weak"}
+    assert received["synth"]["file_id"] == ["a.wav", "b.wav"] and received["weak"]["file_id"] == ["c.wav", "d.wav"]
+    torch.testing.assert_close(torch.stack(received["synth"]["teacher"]), strong)
+    torch.testing.assert_close(torch.stack(received["weak"]["target"]), labels.amax(-1))
