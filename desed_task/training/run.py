@@ -257,7 +257,7 @@ def single_run(
         accumulate_grad_batches=training["accumulate_batches"],
         check_val_every_n_epoch=1 if fast_dev_run else training["validation_interval"],
         num_sanity_val_steps=0,
-        log_every_n_steps=1 if fast_dev_run else 40,
+        log_every_n_steps=1 if fast_dev_run else int(training.get("log_every_n_steps", 40)),
         limit_train_batches=limit,
         limit_val_batches=limit,
         limit_test_batches=limit,

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None, qat: bool = False) -> dict:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         torch.save(int8.state_dict(), tmp)
         os.replace(tmp, path)
-        summary = {"fp32_acc": results.get("test_fp32/acc"), "int8_acc": results.get("test/acc"),
+        summary = {"fake_quant_acc": results.get("test_fp32/acc"), "int8_acc": results.get("test/acc"),
                    "int8_param_bytes": report["int8"]["param_bytes"],
                    "int8_stored_param_bytes": quantized_parameter_bytes(int8),
                    "int8_state_dict_file_bytes": path.stat().st_size}

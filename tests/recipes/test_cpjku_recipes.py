@@ -54,7 +54,7 @@ def test_run_qat_fast_dev_run(trained, tmp_path, mini_option, monkeypatch, capsy
                monkeypatch)
     report = json.loads((tmp_path / "qat_report.json").read_text())
     assert report["int8_param_bytes"] == 124_862 and report["int8_stored_param_bytes"] == 131_168
-    assert 0.0 <= report["int8_acc"] <= 1.0 and 0.0 <= report["fp32_acc"] <= 1.0
+    assert 0.0 <= report["int8_acc"] <= 1.0 and 0.0 <= report["fake_quant_acc"] <= 1.0
     results = json.loads((tmp_path / "results.json").read_text())
     assert "test_fp32/acc_group.a" in results and "test/acc_group.a" in results
     assert (tmp_path / "cp_mobile_int8.pt").is_file()
