@@ -22,6 +22,7 @@ from desed_task.evaluation.io import EVENT_COLUMNS, audio_id
 from desed_task.inference.audio import AudioInputError, resampling_ratio, audio_info, read_blocks
 from desed_task.inference.model import load_task, select_model
 from desed_task.inference.windows import OverlapAverage, WindowGeometry, taper_weights
+from desed_task.nnet.cnn import fold_for_inference
 from desed_task.training.sed import SEDTask
 
 DEFAULT_HOP = 5.0
@@ -138,7 +139,7 @@ class Detector:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.task = task.eval().to(self.device)
         self.model_name = model
-        self.model = select_model(task, model)
+        self.model = fold_for_inference(select_model(task, model)).to(self.device)
         self.config = task.config
         self.labels = list(task.encoder.labels)
         self.geometry = WindowGeometry.from_config(self.config, task.encoder.n_frames, hop)

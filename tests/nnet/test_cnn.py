@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from desed_task.nnet.cnn import CNN, FastDropout
+from desed_task.nnet.cnn import CNN, FastDropout, fold_for_inference
 
 
 def test_fast_dropout_is_identity_in_eval_and_for_p_zero():
@@ -26,3 +26,26 @@ def test_cnn_blocks_use_fast_dropout_under_the_official_names():
     cnn = CNN(conv_dropout=0.5)
     for i in range(7):
         assert isinstance(getattr(cnn.cnn, f"dropout{i}"), FastDropout)
+
+
+@pytest.mark.parametrize("activation", ["glu", "cg"])
+def test_folded_for_inference_gives_the_same_outputs_without_batch_norms(activation):
+    """Batch norms (with trained-looking statistics) folded into the convolutions: the eval-mode outputs are
+    unchanged, the block names kept, the original model untouched."""
+    torch.manual_seed(0)
+    model = CNN(activation=activation, nb_filters=(4, 8, 8), kernel_size=(3,) * 3, padding=(1,) * 3,
+                stride=(1,) * 3, pooling=((2, 2), (1, 2), (1, 2)))
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    model.eval()
+    x = torch.randn(3, 1, 40, 64)
+    folded = fold_for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert [name for name, _ in folded.cnn.named_children()] == [name for name, _ in model.cnn.named_children()]
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-5)
