@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import logging
 import os
 import shutil
@@ -241,12 +242,19 @@ def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int 
     return paths
 
 
+DEFAULT_SIZES = {name: parameter.default for name, parameter in inspect.signature(generate_mini_desed).parameters.items()
+                 if name.startswith("n_") and parameter.default}
+"""`generate_mini_desed`'s set sizes, the demo's (the strong real set and its validation split are absent)."""
+
+
 def ensure_mini_dataset(out_dir, seed: int = 0, workers: int | None = None, **sizes) -> dict:
     """Generate the mini dataset (the demo's sizes: about 660 MB, 20 s on idle cores) unless a complete one
     with the same seed and sizes is already there; returns its config paths (see `ensure_generated`).
 
-    The recipe records the strong real validation size whenever there is such a split, so that a dataset
-    generated before that split existed is regenerated."""
+    Sizes not given take `generate_mini_desed`'s defaults in the recipe too, so a call that relies on them and
+    one that spells them out share one dataset. The recipe records the strong real validation size whenever
+    there is such a split, so that a dataset generated before that split existed is regenerated."""
+    sizes = {**DEFAULT_SIZES, **sizes}
     n_strong_val = strong_val_size(sizes.get("n_strong", 0), sizes.pop("n_strong_val", None))
     if n_strong_val:
         sizes["n_strong_val"] = n_strong_val

@@ -139,7 +139,7 @@ class Detector:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.task = task.eval().to(self.device)
         self.model_name = model
-        self.model = fold_for_inference(select_model(task, model)).to(self.device)
+        self.model = fold_for_inference(select_model(task, model))
         self.config = task.config
         self.labels = list(task.encoder.labels)
         self.geometry = WindowGeometry.from_config(self.config, task.encoder.n_frames, hop)

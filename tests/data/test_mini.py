@@ -178,3 +178,17 @@ def test_a_mini_dataset_from_before_the_strong_validation_split_is_regenerated(t
     paths = ensure_mini_dataset(tmp_path, seed=3, workers=1, **sizes)
     assert len(pd.read_csv(paths["strong_val_tsv"], sep="\t").filename.unique()) == 1
     assert json.loads((tmp_path / ".mini_complete.json").read_text())["n_strong_val"] == 1
+
+
+def test_default_sizes_and_spelled_out_sizes_share_one_dataset(monkeypatch, tmp_path):
+    """`data.mini: {seed, out_dir}` (benchmarks) and the demo's explicit sizes must not regenerate each other's data."""
+    import desed_task.data.mini as mini
+
+    recipes = []
+    monkeypatch.setattr(mini, "ensure_generated", lambda root, name, recipe, generate: recipes.append(recipe) or root)
+    ensure_mini_dataset(tmp_path, seed=0)
+    ensure_mini_dataset(tmp_path, seed=0, n_synth=300, n_weak=150, n_unlabeled=300, n_synth_val=100, n_test=100)
+    ensure_mini_dataset(tmp_path, seed=0, n_synth=10)
+    assert recipes[0] == recipes[1] == {"seed": 0, "n_synth": 300, "n_synth_val": 100, "n_test": 100,
+                                        "n_unlabeled": 300, "n_weak": 150}
+    assert recipes[2] == {**recipes[0], "n_synth": 10}
