@@ -46,10 +46,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def benchmark_config(args) -> dict:
+    """The config on the mini DESED, whose paths replace the config file's data paths (as `data.mini` given on the
+    command line does)."""
     config = load_config(args.conf_file)
     config["data"]["mini"] = {"out_dir": args.mini_dir, "seed": 0}
     config["training"]["enable_progress_bar"] = False
-    return apply_mini_config(apply_overrides(config, args.overrides))
+    return apply_mini_config(apply_overrides(config, args.overrides), file_config=load_config(args.conf_file))
 
 
 def synchronize(device: str) -> None:

@@ -29,6 +29,7 @@ from desed_task.data.manifest import check_audio_files
 from desed_task.embeddings.models import EMBEDDING_MODELS, build_embedding_model
 from desed_task.embeddings.store import EmbeddingWriter, embedding_file
 from desed_task.training.run import resolve_config
+from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     """Extract every split; bad input (config, weights, data) ends with its one-line message, exit status 2."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    keep_freed_memory()
     try:
         return run(args)
     except InputError as error:

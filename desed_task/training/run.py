@@ -22,6 +22,7 @@ from desed_task.data.mini import apply_mini_config
 from desed_task.nnet.checkpoint import load_torch_file
 from desed_task.training.callbacks import CodeCarbonCallback, EnvironmentRecord
 from desed_task.training.sed import MODELS, SEDTask, build_encoder, load_sed_checkpoint
+from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.config import get_nested, load_config, save_config
 from desed_task.utils.errors import InputError, MissingInput
 from desed_task.utils.logs import configure_logging
@@ -323,6 +324,7 @@ def main(argv: Sequence[str] | None = None, task_cls: type[SEDTask] = SEDTask,
     status 2. A smoke run (`--fast_dev_run`) never writes the score file.
     """
     configure_logging()
+    keep_freed_memory()
     args = (parser or build_parser()).parse_args(argv)
     overrides = [*args.set_overrides, *args.overrides]
     try:

@@ -22,6 +22,7 @@ from desed_task.nnet.complexity import complexity_report, format_complexity_repo
 from desed_task.nnet.quantization import convert_to_int8
 from desed_task.training.cp_mobile import CPMobileQATTask, CPMobileTask, add_official_flags, apply_official_flags
 from desed_task.training.run_classification import add_common_flags, fit_and_test, report_results
+from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.config import load_config
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def device_table(results: dict, stages: Sequence[str]) -> str:
 
 def main(argv: Sequence[str] | None = None, qat: bool = False) -> dict:
     args = build_parser(qat).parse_args(argv)
+    keep_freed_memory()
     config = resolve_config(args, qat)
     log_dir = Path(args.log_dir)
     teacher = config["data"].get("teacher_logits") if float(config["training"]["kd_lambda"]) < 1 else None

@@ -22,6 +22,7 @@ from desed_task.data.mini_fsdnoisy18k import ensure_mini_fsdnoisy18k
 from desed_task.features.uclser_augment import PatchAugment, dataset_mean_std
 from desed_task.training.run_classification import add_common_flags, fit_and_test, report_results
 from desed_task.training.uclser import ContrastiveTask, UCLSERTask
+from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.config import load_config
 from desed_task.utils.seed import seed_everything
 
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("-p", "--params", required=True, help="YAML config (confs/uclser20/params_*.yaml)")
     add_common_flags(parser, log_dir="exp/uclser20")
     args = parser.parse_args(argv)
+    keep_freed_memory()
     config = load_config(args.params, [*args.set_overrides, *args.overrides])
     results = run(config, args.log_dir, gpus=args.gpus, fast_dev_run=args.fast_dev_run)
     printable = {name: round(value, 4) for name, value in results.items() if "class." not in name}
@@ -109,6 +111,7 @@ def extract_main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="extraction processes")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     args = parser.parse_args(argv)
+    keep_freed_memory()
     config = load_config(args.params, args.overrides)
     for split, path in prepare_features(config["data"], workers=args.workers).items():
         print(f"{split}: {path}")

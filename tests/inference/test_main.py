@@ -14,7 +14,7 @@ import torch
 from desed_task.data.mini import ensure_mini_dataset, mini_config_paths
 from desed_task.evaluation import load_score_tables
 from desed_task.inference import load_task
-from desed_task.inference.__main__ import main
+from desed_task.inference.__main__ import main, write_score_tsv
 from desed_task.training import run
 from desed_task.training.irct import IRCTTask
 
@@ -145,3 +145,16 @@ def test_atst_sed_checkpoint_uses_its_two_frontends(tmp_path, make_checkpoint, m
     scores = pd.read_csv(tmp_path / "out/scores/a.tsv", sep="\t")
     frame = float(loaded.encoder.frame_to_time(1))
     assert len(scores) == int(np.ceil(12.5 / frame - 1e-9)) and scores["offset"].iloc[-1] == pytest.approx(12.5)
+
+
+def test_score_tsv_keeps_float32_scores_exactly(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = 1000
+    table = pd.DataFrame({"onset": np.arange(frames) * 0.064, "offset": np.arange(1, frames + 1) * 0.064,
+                          "Dog": rng.random(frames).astype(np.float32).astype(np.float64),
+                          "Speech": rng.random(frames) * 1e-6})
+    write_score_tsv(table, tmp_path / "scores" / "clip.tsv")
+    (loaded,) = load_score_tables(tmp_path / "scores").values()
+    assert list(loaded.columns) == list(table.columns) and not list((tmp_path / "scores").glob(".*"))
+    np.testing.assert_array_equal(loaded["Dog"].to_numpy(np.float32), table["Dog"].to_numpy(np.float32))
+    np.testing.assert_allclose(loaded.to_numpy(), table.to_numpy(), rtol=1e-8, atol=0)

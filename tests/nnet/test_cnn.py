@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from desed_task.nnet.cnn import CNN, FastDropout, fold_for_inference
+from desed_task.nnet.cnn import CNN, GLU, FastDropout, fold_for_inference
 
 
 def test_fast_dropout_is_identity_in_eval_and_for_p_zero():
@@ -31,7 +31,7 @@ def test_cnn_blocks_use_fast_dropout_under_the_official_names():
 @pytest.mark.parametrize("activation", ["glu", "cg"])
 def test_folded_for_inference_gives_the_same_outputs_without_batch_norms(activation):
     """Batch norms (with trained-looking statistics) folded into the convolutions: the eval-mode outputs are
-    unchanged, the block names kept, the original model untouched."""
+    unchanged, the block names kept, the original model untouched, the folded maps channels-last."""
     torch.manual_seed(0)
     model = CNN(activation=activation, nb_filters=(4, 8, 8), kernel_size=(3,) * 3, padding=(1,) * 3,
                 stride=(1,) * 3, pooling=((2, 2), (1, 2), (1, 2)))
@@ -48,4 +48,21 @@ def test_folded_for_inference_gives_the_same_outputs_without_batch_norms(activat
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert [name for name, _ in folded.cnn.named_children()] == [name for name, _ in model.cnn.named_children()]
     with torch.no_grad():
-        torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-5)
+        output = folded(x)
+        torch.testing.assert_close(output, model(x), atol=1e-5, rtol=1e-5)
+    assert output.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_glu_without_gradients_equals_the_differentiable_path_and_leaves_its_input():
+    torch.manual_seed(0)
+    glu = GLU(6)
+    x = torch.randn(2, 6, 5, 4, requires_grad=True)
+    with_grad = glu(x)
+    with_grad.sum().backward()
+    assert x.grad is not None
+    for layout in (torch.contiguous_format, torch.channels_last):
+        copy = x.detach().clone().contiguous(memory_format=layout)
+        before = copy.clone()
+        with torch.no_grad():
+            torch.testing.assert_close(glu(copy), with_grad.detach())
+        assert torch.equal(copy, before)
