@@ -105,6 +105,12 @@ class _FileState:
         self.n_samples = 0
         self.error: str | None = None
 
+    def reserve(self, n_frames: int) -> None:
+        """Room for the frames the header announces (the file's true length still wins)."""
+        self.scores.reserve(n_frames)
+        if self.spectrogram is not None:
+            self.spectrogram.reserve(n_frames)
+
     @property
     def done(self) -> bool:
         return self.error is not None or (self.n_windows is not None and self.received == self.n_windows)
@@ -256,7 +262,8 @@ class Detector:
             state = _FileState(Path(path), len(self.labels), self.weights, spectrogram)
             open_states.append(state)
             try:
-                audio_info(state.path)
+                state.reserve(self.geometry.start_frame(self.expected_windows(state.path) - 1)
+                              + self.geometry.window_frames)
                 for index, window in self._windows(state):
                     batch.append((state, index, window))
                     if len(batch) >= self.batch_size:

@@ -90,14 +90,22 @@ class OverlapAverage:
         self.sums = np.zeros((n_rows, 0))
         self.weight_sums = np.zeros(0)
 
+    def reserve(self, n_frames: int) -> None:
+        """Room for `n_frames` output frames: one allocation for a file whose length is known in advance instead
+        of a doubling series of them, which fragments the heap between the forward passes' large buffers."""
+        self._grow(n_frames * self.columns_per_frame)
+
+    def _grow(self, capacity: int) -> None:
+        if capacity > self.sums.shape[1]:
+            self.sums = np.pad(self.sums, ((0, 0), (0, capacity - self.sums.shape[1])))
+            self.weight_sums = np.pad(self.weight_sums, (0, capacity - len(self.weight_sums)))
+
     def add(self, start_frame: int, values: np.ndarray) -> None:
         """Add one window's (n_rows, window columns) values starting at output frame `start_frame`."""
         start = start_frame * self.columns_per_frame
         stop = start + values.shape[1]
         if stop > self.sums.shape[1]:
-            capacity = max(stop, 2 * self.sums.shape[1])
-            self.sums = np.pad(self.sums, ((0, 0), (0, capacity - self.sums.shape[1])))
-            self.weight_sums = np.pad(self.weight_sums, (0, capacity - len(self.weight_sums)))
+            self._grow(max(stop, 2 * self.sums.shape[1]))
         weights = self.weights[:values.shape[1]]
         self.sums[:, start:stop] += values * weights
         self.weight_sums[start:stop] += weights

@@ -4,8 +4,8 @@ glibc's malloc serves each allocation above its mmap threshold (128 KiB, growing
 `mmap`, and shrinks the heap as soon as 128 KiB are free at its top. A CPU forward of a batch of log-mels
 allocates and frees many maps of tens of MB, so every batch faults in (zero-fills) those pages again: measured
 on 2 cores, the baseline CRNN's forward took 45 ms per 10 s window this way, 25 ms with the thresholds raised
-(`benchmarks/inference_speed.py`), and a training step of the full baseline gave 2.2 clips/s this way, 3.5 with
-them raised (`benchmarks/train_throughput.py`). Raising both thresholds makes freed blocks reused by the next
+(`benchmarks/inference_speed.py`), and a training step of the full baseline gave 2.3-2.7 clips/s this way,
+4.0-4.7 with them raised (`benchmarks/train_throughput.py`, interleaved runs). Raising both thresholds makes freed blocks reused by the next
 batch; the resident memory is then the peak of one batch, which does not grow with the amount of data processed.
 The command-line entry points (training, extraction, inference) call `keep_freed_memory` first.
 """

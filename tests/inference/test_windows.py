@@ -48,6 +48,21 @@ def test_overlap_average_uniform_and_taper():
         tapered.average(7)
 
 
+@pytest.mark.parametrize("reserved", [0, 3, 6, 40])
+def test_reserved_room_gives_the_same_averages_and_still_grows(reserved):
+    """`reserve` (the header's length) allocates once; a file longer than its header still grows."""
+    rng = np.random.default_rng(0)
+    windows = [(start, rng.random((2, 8))) for start in (0, 2, 4, 6)]
+    grown = OverlapAverage(2, taper_weights(4, "hann"), columns_per_frame=2)
+    ahead = OverlapAverage(2, taper_weights(4, "hann"), columns_per_frame=2)
+    ahead.reserve(reserved)
+    assert ahead.sums.shape == (2, 2 * reserved)
+    for start, values in windows:
+        grown.add(start, values)
+        ahead.add(start, values)
+    np.testing.assert_array_equal(ahead.average(10), grown.average(10))
+
+
 @pytest.mark.parametrize("seconds", [0.2, 9.99, 10.0, 10.01, 10.5, 61.3])
 def test_one_output_frame_per_model_frame_of_the_audio(tmp_path, make_audio, default_task, demo_task, seconds):
     path = make_audio(tmp_path / "x.wav", seconds)
