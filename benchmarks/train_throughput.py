@@ -4,6 +4,8 @@ Two numbers on the built-in mini DESED (generated on first use):
 - `step`: one training step on batches already in memory: log-mel on the device, student forward and
   backward, teacher forward, optimiser step and EMA update (what the model costs);
 - `epoch`: one whole Lightning training epoch (data loading, resampled-audio reads, logging included).
+The allocator is set as the training entry points set it (`keep_freed_memory`); `--default_allocator` leaves
+glibc's defaults, for an A/B of that setting.
 
     python benchmarks/train_throughput.py --device cpu --precision 32 --out bench.json
     python benchmarks/train_throughput.py --device cuda --precision bf16-mixed --set training.num_workers=8
@@ -23,6 +25,7 @@ from desed_task.data.build import build_sed_datasets
 from desed_task.data.mini import apply_mini_config
 from desed_task.data.sampler import MultiSetBatchSampler
 from desed_task.training.sed import SEDTask, build_encoder
+from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.config import apply_overrides, load_config
 from desed_task.utils.seed import seed_everything
 
@@ -41,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup_steps", type=int, default=1)
     parser.add_argument("--no_epoch", action="store_true", help="skip the whole-epoch measurement")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--default_allocator", action="store_true",
+                        help="leave glibc's allocator as it is (the training entry points call keep_freed_memory)")
     parser.add_argument("--out", default=None, help="also write the results as JSON here")
     return parser.parse_args(argv)
 
@@ -106,6 +111,7 @@ def time_epoch(config: dict, datasets, encoder, args) -> tuple[float, int]:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    kept_freed_memory = False if args.default_allocator else keep_freed_memory()
     config = benchmark_config(args)
     seed_everything(int(config["training"]["seed"]))
     encoder = build_encoder(config)
@@ -128,6 +134,7 @@ def main(argv=None) -> dict:
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu",
         "torch_threads": torch.get_num_threads(),
         "precision": args.precision,
+        "keep_freed_memory": kept_freed_memory,
         "conf_file": str(args.conf_file),
         "batch_size": batch_size,
         "parameters": sum(p.numel() for p in task.sed_student.parameters()),

@@ -221,7 +221,7 @@ class Detector:
         """Post-process the averaged frames of all windows, then keep the frames of the real audio: exactly what
         the trainer's test step does with a padded clip (`decode_strong_scores` with the clip's duration)."""
         geometry = self.geometry
-        covered = geometry.start_frame(state.n_windows - 1) + geometry.window_frames
+        covered = geometry.covered_frames(state.n_windows)
         duration = state.n_samples / geometry.sample_rate
         encoder = ManyHotEncoder.from_state_dict(
             {**self.task.encoder.state_dict(), "audio_len": max(duration, covered * geometry.frame_seconds)})
@@ -262,8 +262,7 @@ class Detector:
             state = _FileState(Path(path), len(self.labels), self.weights, spectrogram)
             open_states.append(state)
             try:
-                state.reserve(self.geometry.start_frame(self.expected_windows(state.path) - 1)
-                              + self.geometry.window_frames)
+                state.reserve(self.geometry.covered_frames(self.expected_windows(state.path)))
                 for index, window in self._windows(state):
                     batch.append((state, index, window))
                     if len(batch) >= self.batch_size:

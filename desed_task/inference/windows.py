@@ -71,6 +71,10 @@ class WindowGeometry:
     def start_frame(self, index: int) -> int:
         return index * self.hop_frames
 
+    def covered_frames(self, n_windows: int) -> int:
+        """Output frames spanned by `n_windows` windows (the last one's padding included)."""
+        return self.start_frame(n_windows - 1) + self.window_frames
+
 
 def taper_weights(window_frames: int, taper: str) -> np.ndarray:
     """Per-frame weights of a window: all ones, or a Hann taper sampled at frame centres (never zero)."""

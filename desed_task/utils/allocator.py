@@ -2,12 +2,13 @@
 
 glibc's malloc serves each allocation above its mmap threshold (128 KiB, growing to at most 32 MiB) with a fresh
 `mmap`, and shrinks the heap as soon as 128 KiB are free at its top. A CPU forward of a batch of log-mels
-allocates and frees many maps of tens of MB, so every batch faults in (zero-fills) those pages again: measured
-on 2 cores, the baseline CRNN's forward took 45 ms per 10 s window this way, 25 ms with the thresholds raised
-(`benchmarks/inference_speed.py`), and a training step of the full baseline gave 2.3-2.7 clips/s this way,
-4.0-4.7 with them raised (`benchmarks/train_throughput.py`, interleaved runs). Raising both thresholds makes freed blocks reused by the next
-batch; the resident memory is then the peak of one batch, which does not grow with the amount of data processed.
-The command-line entry points (training, extraction, inference) call `keep_freed_memory` first.
+allocates and frees many maps of tens of MB, so every batch faults in (zero-fills) those pages again. Measured
+on 2 cores: the folded baseline CRNN's forward of a batch of 16 windows took 45 ms per 10 s window this way and
+25 ms with the thresholds raised; a training step of the full baseline gave 2.3-2.7 clips/s this way and 4.0-4.7
+with them raised (`benchmarks/train_throughput.py`, interleaved runs). With both thresholds raised freed blocks
+are reused by the next batch; the resident memory is then the peak of one batch, which does not grow with the
+amount of data processed. The command-line entry points (training, extraction, inference) call
+`keep_freed_memory` first.
 """
 from __future__ import annotations
 

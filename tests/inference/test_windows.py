@@ -28,6 +28,7 @@ def test_frames_and_windows_of_a_length(seconds, frames, windows):
     assert DEFAULT.n_windows(samples) == windows
     last = DEFAULT.start_frame(windows - 1)
     assert last + DEFAULT.window_frames >= frames > last  # the last window is needed and covers the end
+    assert DEFAULT.covered_frames(windows) == last + DEFAULT.window_frames
     assert DEFAULT.window_start(windows - 1) == last * 1024
 
 
