@@ -41,6 +41,7 @@ from desed_task.data.audio import read_audio
 from desed_task.data.manifest import check_audio_files
 from desed_task.features.mel import UCLSERFrontend
 from desed_task.features.uclser_augment import PatchAugment, mix_back
+from desed_task.utils.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -193,12 +194,10 @@ def extract_split(clips: Sequence[Clip], out_path: str | Path, workers: int = 1,
         return False
     if out_path.exists():
         log.warning("%s is incomplete or stale: rebuilding it", out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     for leftover in out_path.parent.glob(f".{out_path.name}.*.tmp"):
         leftover.unlink()
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     paths = [clip.path for clip in clips]
-    try:
+    with atomic_path(out_path) as tmp:
         with h5py.File(tmp, "w") as store, feature_pool(workers, pool) as active_pool:
             features = store.create_dataset("features", shape=(0, N_MELS), maxshape=(None, N_MELS), dtype="f4",
                                             chunks=(1024, N_MELS))
@@ -215,9 +214,6 @@ def extract_split(clips: Sequence[Clip], out_path: str | Path, workers: int = 1,
             store.attrs["classes"] = json.dumps(FSD_CLASSES)
             store.attrs["fingerprint"] = fingerprint
             store.attrs["complete"] = True
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return True
 
 

@@ -16,7 +16,6 @@ training run never crashes mid-epoch:
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +27,7 @@ import soundfile as sf
 from desed_task.data.audio import IncompleteAudioError, check_complete, list_audio_files
 from desed_task.data.resample import rejected_sources
 from desed_task.utils.errors import BadInput, MissingInput
+from desed_task.utils.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +250,5 @@ def write_durations(folder: str | Path, path: str | Path, filenames: Sequence[st
     """Write the durations TSV of the audio files in `folder` (all of them by default), atomically."""
     names = list_audio_files(folder) if filenames is None else list(filenames)
     rows = [(name, sf.info(str(Path(folder) / name)).duration) for name in names]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pd.DataFrame(rows, columns=["filename", "duration"]).to_csv(tmp, sep="\t", index=False, float_format="%.3f")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=["filename", "duration"]).to_csv(tmp, sep="\t", index=False, float_format="%.3f")

@@ -27,10 +27,11 @@ import numpy as np
 import pandas as pd
 
 from desed_task.data.classes import DESED_CLASSES
-from desed_task.data.generated import ensure_generated, render_all
+from desed_task.data.generated import render_all
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import background, synthesize_event
 from desed_task.utils.errors import BadInput
+from desed_task.utils.files import atomic_path, ensure_generated
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +197,8 @@ def _render_clip(args: tuple) -> None:
 
 
 def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, sep="\t", index=False, float_format="%.3f")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, float_format="%.3f")
 
 
 def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int = 150, n_unlabeled: int = 300,

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from desed_task.data.generated import ensure_generated, render_all
+from desed_task.data.generated import render_all
 from desed_task.data.fsdnoisy18k import FSD_CLASSES, TEST_COLUMNS, TRAIN_COLUMNS, dataset_paths
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import GENERATORS, background
+from desed_task.utils.files import atomic_path, ensure_generated
 
 SAMPLE_RATE = 44100
 DURATION_RANGE = (0.3, 4.0)
@@ -77,13 +78,10 @@ def _render(job: tuple) -> None:
 
 
 def _write_csv(path: Path, columns, rows) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def generate_mini_fsdnoisy18k(out_dir, seed: int = 0, n_noisy: int = 20, n_clean: int = 8, n_test: int = 8,

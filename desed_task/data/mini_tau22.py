@@ -14,7 +14,6 @@ impulse responses for the DIR augmentation.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import time
 from pathlib import Path
@@ -24,11 +23,11 @@ import pandas as pd
 import torch
 from scipy.signal import butter, fftconvolve, lfilter, sosfilt, welch
 
-from desed_task.data.generated import ensure_generated
 from desed_task.data.audio import resample
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import _band, alarm_bell_ringing, running_water, speech
 from desed_task.data.tau22 import TAU22_CLASSES
+from desed_task.utils.files import atomic_path, ensure_generated
 
 SAMPLE_RATE = 44100
 TRAIN_CITIES = ("barcelona", "helsinki", "lisbon", "london", "paris", "stockholm")
@@ -211,10 +210,8 @@ def plan_clips(seed: int, n_train_a: int, n_train_other: int, n_eval: int) -> pd
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)
 
 
 def band_features(clips_32k: np.ndarray) -> np.ndarray:
@@ -284,9 +281,8 @@ def generate_mini_tau22(out_dir, seed: int = 0, n_train_a: int = 20, n_train_oth
     write_impulse_responses(root / "dirs", seed)
     labels = plan["scene_label"].map(TAU22_CLASSES.index).to_numpy()
     logits = teacher_logits(clips_32k, labels, (plan["fold"] == "train").to_numpy())
-    tmp = root / f".{TEACHER_FILE}.{os.getpid()}.tmp"
-    torch.save(logits, tmp)
-    os.replace(tmp, root / TEACHER_FILE)
+    with atomic_path(root / TEACHER_FILE) as tmp:
+        torch.save(logits, tmp)
     return root
 
 

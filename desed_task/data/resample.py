@@ -14,37 +14,20 @@ Safety properties:
 """
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import soundfile as sf
 
 from desed_task.data.audio import IncompleteAudioError, list_audio_files, read_complete, resample, to_mono
 from desed_task.utils.errors import MissingInput
+from desed_task.utils.files import atomic_path, folder_lock, read_json, write_json
 
 log = logging.getLogger(__name__)
 
 COMPLETE_MARKER = ".resample_complete.json"
 MARKER_VERSION = 2
-LOCK_FILE = ".resample.lock"
-TMP_SUFFIX = ".tmp"
 CHECKPOINT_EVERY = 256
-
-
-@contextmanager
-def folder_lock(folder: Path):
-    """Exclusive inter-process lock held on `folder/.resample.lock` for the duration of the block."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def source_stamps(folder: Path) -> dict[str, list[int]]:
@@ -59,10 +42,7 @@ def source_stamps(folder: Path) -> dict[str, list[int]]:
 def read_marker(dst: str | Path, target_fs: int | None = None) -> dict | None:
     """The cache marker of `dst` ({source, target_fs, complete, sources, rejected}); None when absent,
     unreadable, of an older format or (when given) of another target rate."""
-    try:
-        marker = json.loads((Path(dst) / COMPLETE_MARKER).read_text())
-    except (OSError, ValueError):
-        return None
+    marker = read_json(Path(dst) / COMPLETE_MARKER)
     if not isinstance(marker, dict) or marker.get("version") != MARKER_VERSION:
         return None
     if target_fs is not None and marker.get("target_fs") != target_fs:
@@ -90,17 +70,14 @@ def _is_complete(dst: Path, target_fs: int, stamps: dict[str, list[int]]) -> boo
 def _write_marker(dst: Path, src: Path, target_fs: int, sources: dict, rejected: dict, complete: bool) -> None:
     marker = {"version": MARKER_VERSION, "source": str(src.resolve()), "target_fs": target_fs,
               "complete": complete, "sources": sources, "rejected": rejected}
-    tmp = dst / f".{COMPLETE_MARKER}.{os.getpid()}{TMP_SUFFIX}"
-    tmp.write_text(json.dumps(marker))
-    os.replace(tmp, dst / COMPLETE_MARKER)
+    write_json(dst / COMPLETE_MARKER, marker)
 
 
 def write_audio_atomic(path: Path, audio, samplerate: int, subtype: str = "PCM_16") -> None:
     """Write audio (format from the suffix) under a temporary name beside `path`, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     file_format = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
-    sf.write(str(tmp), audio, samplerate, subtype=subtype, format=file_format)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), audio, samplerate, subtype=subtype, format=file_format)
 
 
 def _convert(source: Path, target: Path, target_fs: int) -> str | None:
@@ -125,11 +102,11 @@ def resample_folder(src_folder: str | Path, dst_folder: str | Path, target_fs: i
         raise MissingInput(f"resample source folder not found: {src}")
     if _is_complete(dst, target_fs, source_stamps(src)):
         return False
-    with folder_lock(dst):
+    with folder_lock(dst, "resample"):
         stamps = source_stamps(src)
         if _is_complete(dst, target_fs, stamps):
             return False
-        for leftover in dst.glob(f".*{TMP_SUFFIX}"):
+        for leftover in dst.glob(".*.tmp"):
             leftover.unlink()
         previous = read_marker(dst, target_fs) or {"sources": {}, "rejected": {}}
         for gone in set(previous["sources"]) - set(stamps):

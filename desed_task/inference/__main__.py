@@ -10,8 +10,6 @@ Exit status: 0 all files processed, 1 some skipped, 2 none processed or unusable
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from desed_task.inference.model import import_task_class, load_task
 from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.errors import InputError
 from desed_task.inference.windows import TAPERS
+from desed_task.utils.files import atomic_path, write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,29 +78,17 @@ def expand_inputs(inputs) -> tuple[list[Path], list[Skipped]]:
     return paths, skipped
 
 
-def write_atomic(path: Path, write) -> None:
-    """`write(temporary path)`, then rename it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_tsv(table: pd.DataFrame, path: Path, float_format: str | None = None) -> None:
-    write_atomic(path, lambda tmp: table.to_csv(tmp, sep="\t", index=False, float_format=float_format))
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format=float_format)
 
 
 def write_score_tsv(table: pd.DataFrame, path: Path) -> None:
     """A sed_scores_eval score table with 9 significant digits (exact for the model's float32 scores), formatted
     by numpy: 5x faster than pandas' `to_csv` for an hour of frames (1.7 s -> 0.36 s)."""
-    def write(tmp: Path) -> None:
-        with open(tmp, "w") as handle:
-            handle.write("\t".join(map(str, table.columns)) + "\n")
-            np.savetxt(handle, table.to_numpy(np.float64), fmt="%.9g", delimiter="\t")
-    write_atomic(path, write)
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        handle.write("\t".join(map(str, table.columns)) + "\n")
+        np.savetxt(handle, table.to_numpy(np.float64), fmt="%.9g", delimiter="\t")
 
 
 def write_file_outputs(result: FileResult, out: Path, plot: bool, model: str) -> None:
@@ -161,7 +148,7 @@ def main(argv=None) -> int:
                "hop_seconds": detector.geometry.hop_samples / detector.geometry.sample_rate, "taper": args.taper,
                "median_window": detector.median_window, "thresholds": dict(zip(detector.labels,
                                                                               detector.thresholds.tolist()))}
-    write_atomic(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
+    write_json(out / "summary.json", summary, indent=2)
     print(f"{n_done} file(s) processed, {len(skipped)} skipped, {audio_seconds / 3600:.3f} h of audio in "
           f"{wall:.1f} s: {summary['real_time_factor']:.0f}x real time; outputs in {out}")
     for item in skipped:

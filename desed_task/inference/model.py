@@ -20,7 +20,8 @@ import torch
 
 from desed_task.training.run import checkpoint_architecture
 from desed_task.training.run import read_checkpoint as read_checkpoint_file
-from desed_task.training.sed import MODELS, SEDTask, load_sed_checkpoint
+from desed_task.training.sed import SEDTask, load_sed_checkpoint
+from desed_task.training.sed_scoring import MODELS
 from desed_task.utils.config import load_config
 from desed_task.utils.errors import BadInput
 

@@ -1,7 +1,6 @@
 """Detection figure of one file: log-mel spectrogram above the class score heat map with the detected events."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from desed_task.inference.detect import FileResult  # noqa: E402
+from desed_task.utils.files import atomic_path
 
 
 def save_detection_plot(result: FileResult, path: str | Path, title: str | None = None, dpi: int = 80) -> Path:
@@ -39,10 +39,9 @@ def save_detection_plot(result: FileResult, path: str | Path, title: str | None 
     bottom.set_xlabel("time (s)")
     bottom.set_xlim(0, end)
     figure.colorbar(image, ax=[top, bottom], fraction=0.02, pad=0.01, label="score")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(tmp, path)
-    return path
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return Path(path)

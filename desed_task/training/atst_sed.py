@@ -32,9 +32,10 @@ from desed_task.features.atst import ATSTFrontend
 from desed_task.features.augment import _beta_sample, frequency_warp, mixup
 from desed_task.features.mel import amplitude_to_db
 from desed_task.nnet.atst import ATSTSED
-from desed_task.nnet.checkpoint import load_state_dict_by_name
-from desed_task.training.schedulers import ExponentialWarmup
-from desed_task.training.sed import MODELS, SEDTask, TrainBatch, ema_update
+from desed_task.nnet.checkpoint import load_state_dict_by_name, load_torch_file
+from desed_task.training.schedulers import adam_with_warmup
+from desed_task.training.sed import SEDTask, TrainBatch, ema_update
+from desed_task.training.sed_scoring import MODELS, present_classes, restrict_to_clips
 from desed_task.utils.errors import BadInput, CheckpointKeyMismatch, MissingInput
 
 log = logging.getLogger(__name__)
@@ -114,10 +115,8 @@ class ATSTSEDTask(SEDTask):
         return atst_parameter_groups(self.sed_student, self.config["opt"])
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.trainable_parameters(), betas=(0.9, 0.999))
-        scheduler = ExponentialWarmup(optimizer, None, self.rampup_length,
-                                      total_steps=self.total_steps if self.cosine_decay else None, min_scale=0.1)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adam_with_warmup(self.trainable_parameters(), self.rampup_length,
+                                total_steps=self.total_steps if self.cosine_decay else None)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -247,7 +246,7 @@ class ATSTSEDStage2(ATSTSEDTask):
             raise BadInput("ATST-SED stage 2 starts from a stage-1 checkpoint: set the config key init.model_init")
         if not Path(path).is_file():
             raise MissingInput(f"config key init.model_init = {path}: file not found")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = load_torch_file(path, weights_only=False, what="stage-1 checkpoint")
         try:
             load_state_dict_by_name(self.sed_student, checkpoint, prefix="sed_student.")
             load_state_dict_by_name(self.sed_teacher, checkpoint, prefix="sed_teacher.")
@@ -324,10 +323,10 @@ class ATSTSEDStage2(ATSTSEDTask):
         results = super()._validation_metrics(synth, weak)
         if not synth:
             return results
-        ground_truth, durations = self._restrict(*self._synth_val_reference, synth["file_id"])
+        ground_truth, durations = restrict_to_clips(*self.synth_val_reference(), synth["file_id"])
         for model in MODELS:
             _, scores = self._decode(synth[model], synth["file_id"], durations)
-            psds1, psds2 = threshold_independent_psds(self._present_classes(scores, ground_truth), ground_truth,
+            psds1, psds2 = threshold_independent_psds(present_classes(scores, ground_truth, self.encoder.labels), ground_truth,
                                                       durations)
             results[f"val/synth/{model}/psds1"] = float(psds1.value)
             results[f"val/synth/{model}/psds2"] = float(psds2.value)

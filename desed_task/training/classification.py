@@ -27,9 +27,7 @@ and ``/acc_set.<set>`` to the Trainer's loggers (TensorBoard); the test metrics 
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -40,7 +38,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from desed_task.training.schedulers import warmup_linear_decay_factor
-from desed_task.training.sed import seed_worker
+from desed_task.training.distributed import seed_worker
+from desed_task.utils.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +85,6 @@ def classification_metrics(logits: Tensor, labels: Tensor, class_names: Sequence
         if selected.any():
             metrics[f"{prefix}/acc_set.{set_name}"] = float(correct[selected].mean())
     return metrics
-
-
-def write_json_atomic(data: dict, path: str | Path) -> None:
-    """Write ``data`` as JSON under a temporary name, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 class ClassificationTask(pl.LightningModule):
@@ -270,4 +260,4 @@ class ClassificationTask(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.test_results = self.collect_test_metrics()
         if self.test_results and self.trainer.is_global_zero:
-            write_json_atomic(self.test_results, self.log_dir / "results.json")
+            write_json(self.log_dir / "results.json", self.test_results, indent=2, sort_keys=True)

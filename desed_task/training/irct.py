@@ -35,6 +35,7 @@ from desed_task.features.irct_augment import (
     choose_supervised_view,
 )
 from desed_task.features.mel import amplitude_to_db
+from desed_task.training.distributed import gather_objects
 from desed_task.training.irct_losses import irct_loss
 from desed_task.training.sed import SEDTask, TrainBatch
 from desed_task.utils.errors import BadInput
@@ -141,7 +142,7 @@ class IRCTTask(SEDTask):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["irct_batch_generator_state"] = self.irct_batch_generator.get_state()
-        checkpoint["irct_generator_states"] = self.gather_rank_states(self.irct_generator.get_state())
+        checkpoint["irct_generator_states"] = gather_objects(self.irct_generator.get_state())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)

@@ -31,7 +31,6 @@ from desed_task.embeddings.dataset import EmbeddingClipSet
 from desed_task.embeddings.models import build_embedding_model
 from desed_task.embeddings.store import EmbeddingReader, embedding_file
 from desed_task.features.augment import mixup
-from desed_task.training.schedulers import ExponentialWarmup
 from desed_task.training.sed import SEDTask, TrainBatch
 from desed_task.utils.errors import BadInput
 
@@ -107,6 +106,13 @@ class PretrainedSEDTask(SEDTask):
                 return self.pretrained_model(audio)[self.embedding_type]
         return self.pretrained_model(audio)[self.embedding_type]
 
+    def optional_checkpoint_modules(self) -> dict[str, nn.Module]:
+        """Adds the end-to-end pretrained model (`pretrained_model.*`)."""
+        modules = super().optional_checkpoint_modules()
+        if self.pretrained_model is not None:
+            modules["pretrained_model."] = self.pretrained_model
+        return modules
+
     def batch_embeddings(self, batch) -> Tensor:
         if self.pretrained_model is not None:
             return self.compute_embeddings(batch[0])
@@ -136,9 +142,3 @@ class PretrainedSEDTask(SEDTask):
         return [{"params": student, "lr": self.config["opt"]["lr"]},
                 {"params": pretrained, "lr": float(self.settings["lr"])}]
 
-    def configure_optimizers(self):
-        groups = self.trainable_parameters()
-        optimizer = torch.optim.Adam(groups, lr=self.config["opt"]["lr"], betas=(0.9, 0.999))
-        max_lrs = [group["lr"] for group in optimizer.param_groups]
-        scheduler = ExponentialWarmup(optimizer, max_lrs, self.rampup_length)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

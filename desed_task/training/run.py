@@ -21,7 +21,8 @@ from desed_task.data.build import build_eval_dataset, build_sed_datasets, build_
 from desed_task.data.mini import apply_mini_config
 from desed_task.nnet.checkpoint import load_torch_file
 from desed_task.training.callbacks import CodeCarbonCallback, EnvironmentRecord
-from desed_task.training.sed import MODELS, SEDTask, build_encoder, load_sed_checkpoint
+from desed_task.training.sed import SEDTask, build_encoder, load_sed_checkpoint
+from desed_task.training.sed_scoring import MODELS
 from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.config import get_nested, load_config, save_config
 from desed_task.utils.errors import InputError, MissingInput

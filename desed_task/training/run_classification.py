@@ -16,7 +16,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from desed_task.training.classification import ClassificationTask, write_json_atomic
+from desed_task.training.classification import ClassificationTask
+from desed_task.utils.files import write_json
 from desed_task.training.run import trainer_devices, trainer_precision
 from desed_task.utils.config import save_config
 from desed_task.utils.seed import seed_everything
@@ -99,4 +100,4 @@ def fit_and_test(task: ClassificationTask, log_dir: str | Path, gpus: str = "0",
 
 def report_results(results: dict, path: str | Path) -> None:
     """Write a results dict (any JSON-serialisable values) atomically."""
-    rank_zero_only(write_json_atomic)(results, path)
+    rank_zero_only(write_json)(path, results, indent=2, sort_keys=True)

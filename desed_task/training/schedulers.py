@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -76,6 +77,15 @@ def warmup_cosine_factor(step: int, rampup_length: int, total_steps: int, min_sc
     phase = min(max(step - rampup_length, 0) / max(total_steps - rampup_length, 1), 1.0)
     return min_scale + (1.0 - min_scale) * (math.cos(math.pi * phase) + 1.0) / 2.0
 
+
+def adam_with_warmup(params: Iterable, rampup_length: int, lr: float | None = None, total_steps: int | None = None,
+                     min_scale: float = 0.1) -> dict:
+    """The SED tasks' optimiser: Adam (betas 0.9, 0.999) with `ExponentialWarmup` stepped every batch, as
+    Lightning's `configure_optimizers` dict. Each parameter group warms up to its own `lr` (`lr` for the
+    groups that set none); `total_steps` adds the cosine decay to `min_scale` (ATST-SED stage 2)."""
+    optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), **({} if lr is None else {"lr": lr}))
+    scheduler = ExponentialWarmup(optimizer, None, rampup_length, total_steps=total_steps, min_scale=min_scale)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 def warmup_linear_decay_factor(epoch: int, warm_up_len: int, ramp_down_start: int, ramp_down_len: int,

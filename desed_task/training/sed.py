@@ -14,49 +14,30 @@ Subclasses (IRCT, probes) change behaviour through a few documented hooks:
 """
 from __future__ import annotations
 
-import json
-import logging
-import os
-import random
-import warnings
 from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
-from sed_scores_eval.base_modules.io import write_sed_scores
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
 from desed_task.data.classes import DESED_CLASSES
 from desed_task.data.encoder import ManyHotEncoder
 from desed_task.data.sampler import MultiSetBatchSampler
-from desed_task.evaluation import (
-    decode_strong_scores,
-    intersection_f1_macro,
-    load_durations,
-    load_ground_truth,
-    save_psd_roc_plot,
-    scores_to_detections,
-    sed_report,
-    weak_f1,
-)
 from desed_task.features.augment import mixup
 from desed_task.features.mel import MelFrontend, amplitude_to_db
 from desed_task.features.scaler import TorchScaler
-from desed_task.nnet.checkpoint import load_state_dict_by_name
+from desed_task.nnet.checkpoint import load_state_dict_by_name, load_torch_file
 from desed_task.nnet.crnn import CRNN
-from desed_task.training.schedulers import ExponentialWarmup, exponential_rampup
+from desed_task.training.schedulers import adam_with_warmup, exponential_rampup
+from desed_task.training.sed_data import SEDData
+from desed_task.training.sed_scoring import SEDEvaluation
 from desed_task.utils.errors import BadInput
 
-log = logging.getLogger(__name__)
-
-MODELS = ("student", "teacher")
 
 
 def build_encoder(config: dict, labels: Sequence[str] = DESED_CLASSES) -> ManyHotEncoder:
@@ -83,40 +64,6 @@ def ema_update(teacher: nn.Module, student: nn.Module, alpha_max: float, step: i
     for teacher_param, student_param in zip(teacher.parameters(), student.parameters()):
         teacher_param.mul_(alpha).add_(student_param.detach(), alpha=1.0 - alpha)
     return alpha
-
-
-def seed_worker(worker_id: int) -> None:
-    """DataLoader worker init: derive numpy/random seeds from the (seeded) torch worker seed."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def capture_rng_states() -> dict:
-    """The global random states (torch CPU and CUDA, numpy, random) that dropout and data crops draw from."""
-    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
-    numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                   "has_gauss": int(has_gauss), "cached_gauss": float(cached_gauss)}  # loadable with weights_only
-    states = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng_states(states: dict) -> None:
-    """Inverse of `capture_rng_states` (the CUDA states only where CUDA is available)."""
-    torch.set_rng_state(states["torch"])
-    numpy_state = states["numpy"]
-    np.random.set_state((numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
-                         numpy_state["has_gauss"], numpy_state["cached_gauss"]))
-    random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def psds_thresholds(n_thresholds: int) -> np.ndarray:
-    """The baseline's PSDS operating points: 1/(2n), 3/(2n), ..., (2n-1)/(2n)."""
-    return np.arange(1 / (n_thresholds * 2), 1, 1 / n_thresholds)
 
 
 @dataclass
@@ -152,7 +99,7 @@ def batch_masks(batch_sizes: Sequence[int], device=None) -> tuple[Tensor, Tensor
     return strong, weak, index >= n_strong + sizes[-2]
 
 
-class SEDTask(pl.LightningModule):
+class SEDTask(SEDData, SEDEvaluation, pl.LightningModule):
     """Mean-teacher SED training, validation, test and evaluation (DCASE 2022 Task 4 baseline).
 
     Args:
@@ -252,6 +199,11 @@ class SEDTask(pl.LightningModule):
         if embeddings is None:
             return model(self.scaler(features))
         return model(self.scaler(features), embeddings=embeddings)
+
+    def optional_checkpoint_modules(self) -> dict[str, nn.Module]:
+        """Hook: {state-dict prefix: module} that `load_sed_checkpoint` loads when the checkpoint holds that
+        prefix (default: the fitted dataset scaler)."""
+        return {"scaler.": self.scaler}
 
     def batch_embeddings(self, batch) -> Tensor | None:
         """Hook: the embeddings of a collated batch that the network fuses (default: none)."""
@@ -416,9 +368,7 @@ class SEDTask(pl.LightningModule):
         self.update_teacher(self.global_step + 1)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.trainable_parameters(), lr=self.config["opt"]["lr"], betas=(0.9, 0.999))
-        scheduler = ExponentialWarmup(optimizer, self.config["opt"]["lr"], self.rampup_length)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adam_with_warmup(self.trainable_parameters(), self.rampup_length, lr=self.config["opt"]["lr"])
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.train_data is not None:
@@ -436,340 +386,19 @@ class SEDTask(pl.LightningModule):
                 torch.manual_seed(self.seed + self.global_rank)
         self.batch_generator.manual_seed(self.seed)
 
-    def _fit_scaler(self) -> None:
-        """Dataset statistics of the log-mels, from `scaler.savepath` when it exists, else fitted and saved.
-
-        Fitted on the whole training data (not a rank's share) by global rank 0, which saves the file
-        (atomically) and sends the statistics to the other ranks.
-        """
-        path = self.config["scaler"].get("savepath")
-        if path and Path(path).is_file():
-            self.scaler.load_state_dict(torch.load(path, map_location="cpu"))
-            return
-        state = None
-        if self.global_rank == 0:
-            sizes = [len(dataset) for dataset in self.train_data.datasets]
-            sampler = MultiSetBatchSampler(sizes, self.train_batch_sizes, seed=self.seed, num_replicas=1, rank=0)
-            loader = DataLoader(self.train_data, batch_sampler=sampler, **self._loader_kwargs())
-            self.scaler.fit(loader, transform_func=lambda batch: self.mel(batch[0]))
-            state = self.scaler.state_dict()
-            if path:
-                partial = Path(f"{path}.{os.getpid()}.tmp")
-                torch.save(state, partial)
-                os.replace(partial, path)
-        self.scaler.load_state_dict(self._share(state))
-
-    def on_train_epoch_start(self) -> None:
-        if self._train_sampler is not None:
-            self._train_sampler.set_epoch(self.current_epoch)
-        self._train_loader_generator.manual_seed(self._epoch_seed(self.current_epoch))
-        if self._resumed_rng_states is not None:
-            restore_rng_states(self._resumed_rng_states)
-            self._resumed_rng_states = None
-
-    def _epoch_seed(self, epoch: int) -> int:
-        """Seed of the training loader's workers in `epoch` on this rank: a function of (seed, rank, epoch)
-        only, so a resumed run starts its workers exactly as the uninterrupted run did."""
-        return (self.seed * 1_000_003 + self.global_rank * 10_007 + epoch) % 2**63
-
-    def on_validation_epoch_start(self) -> None:
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            # Each rank's last training steps moved its own batch-norm statistics (DDP only sends rank 0's
-            # before a training step): validate rank 0's model, the one that is checkpointed, on every rank.
-            for buffer in self.buffers():
-                dist.broadcast(buffer, src=0)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["batch_generator_state"] = self.batch_generator.get_state()
-        checkpoint["rng_states"] = self.gather_rank_states(capture_rng_states())
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # Single-process checkpoints written before multi-process training named the same generator "mixup".
-        state = checkpoint.get("batch_generator_state", checkpoint.get("mixup_generator_state"))
-        if state is not None:
-            self.batch_generator.set_state(state)
-        self._resumed_rng_states = self.rank_state(checkpoint.get("rng_states"), "global random generators")
-        self._first_epoch = int(checkpoint.get("epoch", -1)) + 1  # our checkpoints are saved at epoch ends
-
-    @staticmethod
-    def gather_rank_states(state):
-        """`state` (of a per-rank random generator) from every DDP rank, as a list indexed by global rank.
-
-        Called on every rank: Lightning builds the checkpoint dict on all ranks, rank 0 writes it.
-        """
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            states = [None] * dist.get_world_size()
-            dist.all_gather_object(states, state)
-            return states
-        return [state]
-
-    def rank_state(self, states: list | None, name: str):
-        """This rank's entry of `gather_rank_states`, or None (fresh seeds kept) when the checkpoint has none
-        or was written by another number of processes (with a warning)."""
-        if states is None or len(states) == 0:
-            return None
-        if not isinstance(states, list):  # one process's state, as single-process checkpoints stored it
-            states = [states]
-        world_size = self._trainer.world_size if self._trainer is not None else 1
-        if len(states) != world_size:
-            log.warning("%s: checkpoint of %d processes resumed on %d; restarted from the seed",
-                        name, len(states), world_size)
-            return None
-        return states[self.global_rank]
-
-    # ------------------------------------------------------------------ data loaders
-    def _loader_kwargs(self) -> dict:
-        workers = int(self.config["training"]["num_workers"])
-        generator = torch.Generator().manual_seed(self.seed + self.global_rank)
-        return {"num_workers": workers, "worker_init_fn": seed_worker, "generator": generator,
-                "persistent_workers": workers > 0}
-
-    def train_dataloader(self):
-        """Training loader; its workers restart every epoch, seeded by `_epoch_seed` (exact resume).
-
-        Lightning creates the first epoch's iterator (and multi-process loaders draw their first indices)
-        before `on_train_epoch_start`, and, when resuming, before its epoch counter reaches the resumed
-        epoch; so the sampler epoch and the worker seeds of that first epoch (0, or the one after the
-        checkpoint's) are set here; later epochs get them in `on_train_epoch_start`.
-        """
-        if self._train_sampler is None:
-            raise RuntimeError("no training data (train_data) was given to SEDTask")
-        self._train_sampler.set_epoch(self._first_epoch)
-        self._train_loader_generator.manual_seed(self._epoch_seed(self._first_epoch))
-        kwargs = {**self._loader_kwargs(), "generator": self._train_loader_generator, "persistent_workers": False}
-        return DataLoader(self.train_data, batch_sampler=self._train_sampler, **kwargs)
-
-    def _eval_loader(self, dataset: Dataset) -> DataLoader:
-        sampler = None
-        if self.trainer is not None and self.trainer.world_size > 1:
-            sampler = DistributedSampler(dataset, self.trainer.world_size, self.trainer.global_rank, shuffle=False)
-        return DataLoader(dataset, batch_size=self.config["training"]["batch_size_val"], shuffle=False,
-                          drop_last=False, sampler=sampler, **self._loader_kwargs())
-
-    def val_dataloader(self):
-        return [self._eval_loader(dataset) for dataset, _ in self.validation_sets().values()]
-
-    def test_dataloader(self):
-        return self._eval_loader(self.test_data)
-
-    # ------------------------------------------------------------------ buffers shared by validation and test
-    def _predict(self, batch) -> dict[str, tuple[Tensor, Tensor]]:
-        features, embeddings = self.inference_inputs(batch[0]), self.batch_embeddings(batch)
-        return {"student": self.detect(features, self.sed_student, embeddings),
-                "teacher": self.detect(features, self.sed_teacher, embeddings)}
-
-    def _buffer(self, name: str, **values) -> None:
-        """Keep per-batch values (moved to CPU) until the end of the epoch."""
-        store = self._outputs.setdefault(name, [])
-        store.append({key: value.detach().float().cpu() if torch.is_tensor(value) else value
-                      for key, value in values.items()})
-
-    def _collect(self, name: str) -> dict[str, list]:
-        """All buffered values of `name` from every rank, one entry per clip (DDP padding removed), in
-        file-id order, so that metrics do not depend on how the clips were split among the ranks."""
-        local = self._outputs.pop(name, [])
-        merged: dict[str, list] = {}
-        for item in local:
-            for key, value in item.items():
-                merged.setdefault(key, []).extend(list(value))
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            gathered = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, merged)
-            merged = {key: [v for part in gathered for v in part.get(key, [])] for key in merged}
-        if "file_id" not in merged:
-            return merged
-        first_index: dict[str, int] = {}
-        for index, file_id in enumerate(merged["file_id"]):
-            first_index.setdefault(file_id, index)
-        keep = [first_index[file_id] for file_id in sorted(first_index)]
-        return {key: [values[i] for i in keep] for key, values in merged.items()}
-
-    def _share(self, results: dict) -> dict:
-        """Rank 0's `results` on every rank (metrics are computed once, on rank 0)."""
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            box = [results]
-            dist.broadcast_object_list(box, src=0)
-            return box[0]
-        return results
-
-    def _decode(self, strong: list[Tensor], file_ids: list[str], durations: dict | None):
-        return decode_strong_scores(torch.stack(strong).numpy(), list(file_ids), self.encoder,
-                                    self.config["training"]["median_window"], durations=durations)
-
-    @staticmethod
-    def _restrict(ground_truth: pd.DataFrame, durations: dict, file_ids: Sequence[str]):
-        """Ground truth and durations of the evaluated clips only (limited batches, DDP shards)."""
-        ids = set(file_ids)
-        return ground_truth[ground_truth["filename"].isin(ids)], {k: v for k, v in durations.items() if k in ids}
-
-    # ------------------------------------------------------------------ validation
-    def validation_sets(self) -> dict[str, tuple[Dataset, str]]:
-        """Hook: the validation sets in loader order, {name: (dataset, "strong" or "weak")}.
-
-        A "strong" set is scored on the frame outputs against the frame labels, a "weak" set on the clip
-        outputs against the clip labels: both log `val/<name>/<model>/loss_<kind>` per batch and buffer
-        `val_<name>`, whose per-clip values reach `_validation_metrics` as its keyword argument `<name>`.
-        Default: the synthetic set `synth` (strong) and the weak split `weak`.
-        """
-        return {"synth": (self.valid_synth, "strong"), "weak": (self.valid_weak, "weak")}
-
-    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        audio, labels, _, file_ids = batch[:4]
-        name, (_, kind) = list(self.validation_sets().items())[dataloader_idx]
-        output, target = (0, labels) if kind == "strong" else (1, labels.amax(-1))
-        predictions = self._predict(batch)
-        for model, outputs in predictions.items():
-            self.log(f"val/{name}/{model}/loss_{kind}", self.supervised_loss(outputs[output], target),
-                     batch_size=len(audio), add_dataloader_idx=False, sync_dist=True)
-        self._buffer(f"val_{name}", file_id=list(file_ids), student=predictions["student"][output],
-                     teacher=predictions["teacher"][output], target=target)
-
-    def on_validation_epoch_end(self) -> None:
-        outputs = {name: self._collect(f"val_{name}") for name in self.validation_sets()}
-        results = self._validation_metrics(**outputs) if self.global_rank == 0 else {}
-        for name, value in self._share(results).items():
-            self.log(name, value, prog_bar=name == "val/obj_metric", sync_dist=True)  # equal on every rank
-
-    def _validation_metrics(self, synth: dict, weak: dict) -> dict[str, float]:
-        """Hook: the epoch's metrics (computed on rank 0, logged on every rank), which include the checkpoint
-        criterion `val/obj_metric`; each argument holds the collected buffers of one of `validation_sets`."""
-        training = self.config["training"]
-        results = {}
-        for model in MODELS:
-            results[f"val/weak/{model}/macro_F1"] = float(weak_f1(
-                torch.stack(weak[model]).numpy(), torch.stack(weak["target"]).numpy(), self.encoder.labels,
-                threshold=0.5)[0]) if weak else 0.0
-        if synth:
-            if self._synth_val_reference is None:  # read once per run, not at every validation
-                data = self.config["data"]
-                self._synth_val_reference = (load_ground_truth(data["synth_val_tsv"]),
-                                             load_durations(data["synth_val_dur"]))
-            ground_truth, durations = self._restrict(*self._synth_val_reference, synth["file_id"])
-            for model in MODELS:
-                _, scores = self._decode(synth[model], synth["file_id"], durations)
-                detections = scores_to_detections(scores, list(training["val_thresholds"]))
-                results[f"val/synth/{model}/intersection_f1_macro"] = float(np.mean([
-                    intersection_f1_macro(frame, ground_truth, durations)[0] for frame in detections.values()]))
-        synth_type = training.get("obj_metric_synth_type") or "intersection"
-        if synth_type != "intersection":
-            raise BadInput(f"training.obj_metric_synth_type {synth_type!r} is not supported (use intersection)")
-        results["val/obj_metric"] = (results["val/weak/student/macro_F1"]
-                                     + results.get("val/synth/student/intersection_f1_macro", 0.0))
-        return results
-
-    # ------------------------------------------------------------------ test and evaluation
-    def test_step(self, batch, batch_idx):
-        audio, labels, valid_frames, file_ids = batch[:4]
-        predictions = self._predict(batch)
-        values = {"file_id": list(file_ids)}
-        for model, (strong, weak) in predictions.items():
-            values[f"{model}_strong"] = strong
-            values[f"{model}_weak"] = weak
-            if not self.evaluation:
-                values[f"{model}_loss_strong"] = nn.functional.binary_cross_entropy(
-                    strong, labels, reduction="none").mean(dim=(1, 2))
-        if not self.evaluation:
-            values["target"] = labels.amax(-1)
-        self._buffer("test", **values)
-
-    def on_test_epoch_end(self) -> None:
-        outputs = self._collect("test")
-        results = {}
-        if self.global_rank == 0 and outputs:
-            results = self._write_eval_scores(outputs) if self.evaluation else self._test_metrics(outputs)
-        results = self._share(results)
-        self.test_results = results
-        if results and not self.evaluation:
-            if self.logger is not None:
-                self.logger.log_metrics(results, step=self.global_step)
-            for name, value in results.items():
-                self.log(name, value, logger=False, sync_dist=True)
-
-    @staticmethod
-    def _write_scores(scores: dict[str, pd.DataFrame], folder: Path) -> None:
-        """One sed_scores_eval score TSV per clip: `<folder>/<audio id>.tsv`."""
-        folder.mkdir(parents=True, exist_ok=True)
-        write_sed_scores(scores, folder)
-
-    def _write_eval_scores(self, outputs: dict) -> dict:
-        """Evaluation set: per-clip post-processed score files `<log_dir>/eval_scores/<model>/<clip>.tsv`."""
-        infos = getattr(self.test_data, "audio_info", {})
-        max_len = float(self.config["data"]["audio_max_len"])
-        durations = {f: min(infos[f].duration, max_len) for f in outputs["file_id"] if f in infos} or None
-        for model in MODELS:
-            _, scores = self._decode(outputs[f"{model}_strong"], outputs["file_id"], durations)
-            self._write_scores(scores, self.log_dir / "eval_scores" / model)
-        log.info("evaluation scores written to %s", self.log_dir / "eval_scores")
-        return {}
-
-    def _test_metrics(self, outputs: dict) -> dict[str, float]:
-        """PSDS (both tools), F1s for student and teacher on all test clips; writes scores, plots, JSON."""
-        data, training = self.config["data"], self.config["training"]
-        ground_truth, durations = self._restrict(
-            load_ground_truth(data["test_tsv"]), load_durations(data["test_dur"]), outputs["file_id"])
-        thresholds = psds_thresholds(int(training["n_test_thresholds"]))
-        targets = torch.stack(outputs["target"]).numpy()
-        results: dict[str, float] = {}
-        for model in MODELS:
-            _, scores = self._decode(outputs[f"{model}_strong"], outputs["file_id"], durations)
-            self._write_scores(scores, self.log_dir / "test_scores" / model)
-            scores = self._present_classes(scores, ground_truth)
-            curves: dict = {}
-            with warnings.catch_warnings():  # psds_eval warns for every duplicate operating point
-                warnings.simplefilter("ignore", UserWarning)
-                report = sed_report(ground_truth, durations, scores=scores,
-                                    operating_points=scores_to_detections(scores, thresholds), curves=curves)
-            for name, value in report.items():
-                if isinstance(value, (int, float)) and name != "threshold":
-                    results[f"test/{model}/{name}"] = float(value)
-            self._plot_psd_roc(model, curves)
-            macro, per_class = weak_f1(torch.stack(outputs[f"{model}_weak"]).numpy(), targets,
-                                       self.encoder.labels, threshold=0.5)
-            results[f"test/{model}/weak_f1_macro"] = float(macro)
-            results[f"test/{model}/loss_strong"] = float(torch.stack(outputs[f"{model}_loss_strong"]).mean())
-            for label, value in per_class.items():
-                results[f"test/{model}/weak_f1_classwise:{label}"] = float(value)
-        results["hp_metric"] = max(results["test/student/psds1_psds_eval"], results["test/student/psds2_psds_eval"])
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / "test_metrics.json", "w") as f:
-            json.dump(results, f, indent=2, sort_keys=True)
-        return results
-
-    def _present_classes(self, scores: dict[str, pd.DataFrame], ground_truth: pd.DataFrame) -> dict:
-        """Score tables without the classes that have no ground-truth event in the evaluated clips.
-
-        sed_scores_eval cannot compute a PSDS for such classes; this only happens on tiny or truncated
-        test sets (`--fast_dev_run`), where the metrics are then over the present classes.
-        """
-        absent = [label for label in self.encoder.labels if label not in set(ground_truth["event_label"])]
-        if not absent:
-            return scores
-        log.warning("no ground-truth event of %s in the test clips: metrics are over the other classes", absent)
-        return {clip: frame.drop(columns=absent) for clip, frame in scores.items()}
-
-    def _plot_psd_roc(self, model: str, curves: dict) -> None:
-        """PSD-ROC plots of every PSDS curve of `model` into `<log_dir>/psd_roc/<model>/`."""
-        for name, result in curves.items():
-            try:
-                save_psd_roc_plot(result, self.log_dir / "psd_roc" / model, prefix=name)
-            except Exception as error:  # a plot must not lose the metrics of a run
-                log.warning("PSD-ROC plot %s of the %s failed: %s", name, model, error)
-
 
 def load_sed_checkpoint(task: SEDTask, checkpoint: str | Path | dict) -> dict:
     """Load student and teacher weights of a Lightning checkpoint (ours or the official baseline's).
 
-    Only `sed_student.*` / `sed_teacher.*` (and a fitted dataset scaler's `scaler.*`, an end-to-end
-    pretrained model's `pretrained_model.*`) are taken, so the official `mel_spec.*` buffers are ignored. Returns the checkpoint dict.
+    Only `sed_student.*` / `sed_teacher.*` and the task's `optional_checkpoint_modules` present in the checkpoint
+    are taken, so the official `mel_spec.*` buffers are ignored. Returns the checkpoint dict.
     """
     if not isinstance(checkpoint, dict):
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        checkpoint = load_torch_file(checkpoint, weights_only=False)
     state = checkpoint.get("state_dict", checkpoint)
     load_state_dict_by_name(task.sed_student, state, prefix="sed_student.")
     load_state_dict_by_name(task.sed_teacher, state, prefix="sed_teacher.")
-    if any(key.startswith("scaler.") for key in state):
-        load_state_dict_by_name(task.scaler, state, prefix="scaler.")
-    pretrained = getattr(task, "pretrained_model", None)  # an end-to-end pretrained model (training/pretrained.py)
-    if isinstance(pretrained, nn.Module) and any(key.startswith("pretrained_model.") for key in state):
-        load_state_dict_by_name(pretrained, state, prefix="pretrained_model.")
+    for prefix, module in task.optional_checkpoint_modules().items():
+        if any(key.startswith(prefix) for key in state):
+            load_state_dict_by_name(module, state, prefix=prefix)
     return checkpoint

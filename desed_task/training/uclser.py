@@ -15,7 +15,6 @@ Config sections beyond the core's (``training``, ``opt``, ``scheduler``): ``mode
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Iterable
 
@@ -27,7 +26,8 @@ from torch.utils.data import DataLoader
 
 from desed_task.data.fsdnoisy18k import EvaluationPatchDataset, clip_batches, collate_clip_patches
 from desed_task.nnet.uclser import ProjectionHead, UCLSEREncoder, build_uclser_encoder, load_official_state_dict
-from desed_task.training.classification import ClassificationTask, write_json_atomic
+from desed_task.training.classification import ClassificationTask
+from desed_task.utils.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -260,13 +260,10 @@ class ContrastiveTask(UCLSERTask):
         if score is not None and not self.trainer.sanity_checking and self.trainer.is_global_zero \
                 and score > self.best_knn:
             self.best_knn = score
-            path = self.best_encoder_path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            torch.save(self.model.encoder.state_dict(), tmp)
-            os.replace(tmp, path)
-            write_json_atomic({"epoch": self.current_epoch, "val/knn_macro_acc": score},
-                              self.log_dir / "best_encoder.json")
+            with atomic_path(self.best_encoder_path) as tmp:
+                torch.save(self.model.encoder.state_dict(), tmp)
+            write_json(self.log_dir / "best_encoder.json", {"epoch": self.current_epoch, "val/knn_macro_acc": score},
+                       indent=2, sort_keys=True)
         return metrics
 
     def collect_test_metrics(self) -> dict[str, float]:

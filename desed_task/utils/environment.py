@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+from desed_task.utils.files import write_text
 
 PACKAGES = ("torch", "pytorch-lightning", "numpy", "scipy", "pandas", "soundfile", "sed_scores_eval", "psds_eval",
             "sed_eval", "codecarbon", "desed_task")
@@ -55,9 +56,5 @@ def describe_environment(world_size: int = 1, accelerator: str | None = None) ->
 def write_environment(path: str | Path, **kwargs) -> dict:
     """Write `describe_environment(**kwargs)` as JSON to `path` (atomically); returns it."""
     environment = describe_environment(**kwargs)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(environment, indent=2) + "\n")
-    os.replace(partial, path)
+    write_text(path, json.dumps(environment, indent=2) + "\n")
     return environment

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from desed_task.training.sed import SEDTask, TrainBatch, batch_masks, ema_update, load_sed_checkpoint, psds_thresholds
+from desed_task.training.sed import SEDTask, TrainBatch, batch_masks, ema_update, load_sed_checkpoint
+from desed_task.training.sed_scoring import psds_thresholds
 from desed_task.utils.config import load_config
 
 CONF = Path(__file__).resolve().parents[2] / "confs/dcase2022_task4_baseline/default.yaml"
