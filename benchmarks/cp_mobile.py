@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from desed_task.features import CPJKUFrontend
+from desed_task.data.tau22 import load_impulse_responses
 from desed_task.features.scene_augment import DeviceImpulseResponses, freq_mixstyle, roll_waveform
 from desed_task.nnet import CPMobile
 from desed_task.nnet.quantization import convert_to_int8, prepare_qat_model
@@ -32,7 +33,7 @@ DEFAULT_DIRS = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "cpj
 
 def impulse_responses(folder: Path) -> DeviceImpulseResponses:
     if folder.is_dir():
-        return DeviceImpulseResponses.from_folder(folder, prob=0.6)
+        return DeviceImpulseResponses(*load_impulse_responses(folder), prob=0.6)
     rng = np.random.default_rng(0)  # 66 synthetic IRs of the real ones' length (~0.45 s) when absent
     return DeviceImpulseResponses([rng.standard_normal(14400).astype(np.float32) * 0.01 for _ in range(66)], prob=0.6)
 

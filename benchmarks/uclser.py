@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from desed_task.data.fsdnoisy18k import FSD_CLASSES, ContrastivePatchDataset, FeatureStore, extract_split, read_splits
+from desed_task.data.fsdnoisy18k import FSD_CLASSES, FeatureStore, read_splits
 from desed_task.data.mini_fsdnoisy18k import generate_mini_fsdnoisy18k
 from desed_task.features.uclser_augment import PatchAugment, dataset_mean_std
 from desed_task.training.uclser import ContrastiveTask, knn_predict
+from desed_task.training.uclser_data import ContrastivePatchDataset, extract_split
 
 
 def bench_extraction(workdir: Path) -> tuple[dict, Path]:

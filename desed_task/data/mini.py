@@ -22,6 +22,7 @@ import shutil
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from desed_task.data.classes import DESED_CLASSES
 from desed_task.data.generated import render_all
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import background, synthesize_event
+from desed_task.utils.config import load_config
 from desed_task.utils.errors import BadInput
 from desed_task.utils.files import atomic_path, ensure_generated
 
@@ -296,6 +298,11 @@ def apply_mini_config(config: dict, file_config: dict | None = None) -> dict:
     config = copy.deepcopy(config)
     config["data"].update(ensure_mini_dataset(out_dir, seed, **options))
     return config
+
+
+def resolve_config(conf_file: str, overrides: Sequence[str] = ()) -> dict:
+    """Load the config, apply overrides and, when `data.mini` is set, generate and point to the mini dataset."""
+    return apply_mini_config(load_config(conf_file, overrides), file_config=load_config(conf_file))
 
 
 def main(argv=None) -> None:

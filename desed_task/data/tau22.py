@@ -25,6 +25,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
+from desed_task.data.audio import AUDIO_EXTENSIONS, read_audio
 from desed_task.data.manifest import check_audio_files
 from desed_task.data.resample import resample_folder
 
@@ -159,3 +160,30 @@ def build_tau22_datasets(root: str | Path, cache_dir: str | Path | None = None,
             raise ValueError(f"split {split} of {root} has no readable audio (see the missing-files report)")
         datasets.append(TAU22Dataset(meta, rows, cache, logits if with_teacher else None))
     return tuple(datasets)
+
+
+def load_impulse_responses(folder: str | Path, sample_rate: int = 32000) -> tuple[list[np.ndarray], list[str]]:
+    """Every audio file of ``folder`` (sorted by name) as mono float32 at ``sample_rate``, and the names.
+
+    An unreadable or empty file is skipped with a warning; a folder without any usable file is an error.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"impulse response folder not found: {folder}")
+    paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()), key=str)
+    responses, names = [], []
+    for path in paths:
+        try:
+            response = read_audio(path, sample_rate)
+        except Exception as error:  # one bad file must not stop training
+            log.warning("skipping unreadable impulse response %s: %s", path, error)
+            continue
+        if response.size == 0 or not np.isfinite(response).all():
+            log.warning("skipping empty or non-finite impulse response %s", path)
+            continue
+        responses.append(response)
+        names.append(path.name)
+    if not responses:
+        raise ValueError(f"no usable impulse response (.wav/.flac) in {folder}")
+    log.info("loaded %d device impulse responses from %s", len(responses), folder)
+    return responses, names

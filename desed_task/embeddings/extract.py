@@ -26,9 +26,9 @@ from torch.utils.data import DataLoader, Dataset
 from desed_task.data.audio import crop_or_pad, list_audio_files, read_audio
 from desed_task.data.build import prepare_folder
 from desed_task.data.manifest import check_audio_files
+from desed_task.data.mini import resolve_config
 from desed_task.embeddings.models import EMBEDDING_MODELS, build_embedding_model
 from desed_task.embeddings.store import EmbeddingWriter, embedding_file
-from desed_task.training.run import resolve_config
 from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.errors import InputError
 

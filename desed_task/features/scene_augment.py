@@ -8,42 +8,9 @@
 """
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
-
-from desed_task.data.audio import AUDIO_EXTENSIONS, read_audio
-
-log = logging.getLogger(__name__)
-
-
-def load_impulse_responses(folder: str | Path, sample_rate: int = 32000) -> tuple[list[np.ndarray], list[str]]:
-    """Every audio file of ``folder`` (sorted by name) as mono float32 at ``sample_rate``, and the names.
-
-    An unreadable or empty file is skipped with a warning; a folder without any usable file is an error.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"impulse response folder not found: {folder}")
-    paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()), key=str)
-    responses, names = [], []
-    for path in paths:
-        try:
-            response = read_audio(path, sample_rate)
-        except Exception as error:  # one bad file must not stop training
-            log.warning("skipping unreadable impulse response %s: %s", path, error)
-            continue
-        if response.size == 0 or not np.isfinite(response).all():
-            log.warning("skipping empty or non-finite impulse response %s", path)
-            continue
-        responses.append(response)
-        names.append(path.name)
-    if not responses:
-        raise ValueError(f"no usable impulse response (.wav/.flac) in {folder}")
-    return responses, names
 
 
 def fft_convolve_truncated(audio: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
@@ -58,7 +25,7 @@ class DeviceImpulseResponses(nn.Module):
     """DIR augmentation: each eligible clip gets, with probability ``prob``, a uniformly drawn IR.
 
     The IRs (zero-padded to the longest) are a non-persistent buffer, so they follow the module to the
-    training device. Use ``DeviceImpulseResponses.from_folder(folder)``.
+    training device. The responses of a folder are read by ``desed_task.data.tau22.load_impulse_responses``.
     """
 
     def __init__(self, responses: list[np.ndarray], names: list[str] | None = None, prob: float = 0.6):
@@ -70,12 +37,6 @@ class DeviceImpulseResponses(nn.Module):
         self.register_buffer("responses", torch.from_numpy(bank), persistent=False)
         self.names = list(names or [])
         self.prob = prob
-
-    @classmethod
-    def from_folder(cls, folder: str | Path, sample_rate: int = 32000, prob: float = 0.6):
-        responses, names = load_impulse_responses(folder, sample_rate)
-        log.info("loaded %d device impulse responses from %s", len(responses), folder)
-        return cls(responses, names, prob)
 
     def forward(self, audio: torch.Tensor, eligible: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:

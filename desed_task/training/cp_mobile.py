@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from desed_task.data.tau22 import TAU22_DEVICES
+from desed_task.data.tau22 import TAU22_DEVICES, load_impulse_responses
 from desed_task.features.cpjku import CPJKUFrontend
 from desed_task.features.scene_augment import DeviceImpulseResponses, freq_mixstyle, roll_waveform
 from desed_task.nnet.cp_mobile import CPMobile
@@ -115,7 +115,7 @@ class CPMobileTask(ClassificationTask):
         if float(training.get("dir_prob", 0.0)) > 0:
             if not dir_path:
                 raise ValueError("training.dir_prob > 0 needs data.dir_path (a folder of device impulse responses)")
-            self.device_irs = DeviceImpulseResponses.from_folder(dir_path, prob=float(training["dir_prob"]))
+            self.device_irs = DeviceImpulseResponses(*load_impulse_responses(dir_path), prob=float(training["dir_prob"]))
 
     def build_frontend(self) -> nn.Module:
         return CPJKUFrontend(**self.config.get("mel", {}))

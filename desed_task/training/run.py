@@ -18,13 +18,13 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from desed_task.data.build import build_eval_dataset, build_sed_datasets, build_test_dataset
-from desed_task.data.mini import apply_mini_config
+from desed_task.data.mini import resolve_config
 from desed_task.nnet.checkpoint import load_torch_file
 from desed_task.training.callbacks import CodeCarbonCallback, EnvironmentRecord
 from desed_task.training.sed import SEDTask, build_encoder, load_sed_checkpoint
 from desed_task.training.sed_scoring import MODELS
 from desed_task.utils.allocator import keep_freed_memory
-from desed_task.utils.config import get_nested, load_config, save_config
+from desed_task.utils.config import get_nested, save_config
 from desed_task.utils.errors import InputError, MissingInput
 from desed_task.utils.logs import configure_logging
 from desed_task.utils.scores import write_scores
@@ -74,11 +74,6 @@ def build_parser(description: str = "Train and test a mean-teacher SED system (D
                         help="score file (IRCT format) collecting the test metrics of every run; '' to skip")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="more config overrides")
     return parser
-
-
-def resolve_config(conf_file: str, overrides: Sequence[str] = ()) -> dict:
-    """Load the config, apply overrides and, when `data.mini` is set, generate and point to the mini dataset."""
-    return apply_mini_config(load_config(conf_file, overrides), file_config=load_config(conf_file))
 
 
 def trainer_devices(gpus: str | int = "1", accelerator: str | None = None, devices: str | int | None = None,

@@ -16,12 +16,12 @@ from typing import Sequence
 
 import pytorch_lightning as pl
 
-from desed_task.data.fsdnoisy18k import (FSD_CLASSES, ContrastivePatchDataset, EvaluationPatchDataset, FeatureStore,
-                                         SupervisedPatchDataset, clean_split, extract_fsdnoisy18k)
+from desed_task.data.fsdnoisy18k import FSD_CLASSES, EvaluationPatchDataset, FeatureStore, SupervisedPatchDataset, clean_split
 from desed_task.data.mini_fsdnoisy18k import ensure_mini_fsdnoisy18k
 from desed_task.features.uclser_augment import PatchAugment, dataset_mean_std
 from desed_task.training.run_classification import add_common_flags, fit_and_test, report_results
 from desed_task.training.uclser import ContrastiveTask, UCLSERTask
+from desed_task.training.uclser_data import ContrastivePatchDataset, extract_fsdnoisy18k
 from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.config import load_config
 from desed_task.utils.seed import seed_everything

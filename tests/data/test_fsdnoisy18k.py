@@ -11,9 +11,11 @@ import soundfile as sf
 import torch
 
 from desed_task.data import fsdnoisy18k as fsd
-from desed_task.data.fsdnoisy18k import (FSD_CLASSES, ContrastivePatchDataset, EvaluationPatchDataset, FeatureStore,
-                                         SupervisedPatchDataset, clean_split, clip_batches, collate_clip_patches,
-                                         extract_split, preprocess_waveform, read_metadata_csv, read_splits)
+from desed_task.data.fsdnoisy18k import (FSD_CLASSES, EvaluationPatchDataset, FeatureStore, SupervisedPatchDataset,
+                                         clean_split, clip_batches, collate_clip_patches, preprocess_waveform,
+                                         read_metadata_csv, read_splits)
+from desed_task.training import uclser_data
+from desed_task.training.uclser_data import ContrastivePatchDataset, extract_split
 from desed_task.data.mini_fsdnoisy18k import ensure_mini_fsdnoisy18k
 
 MINI_SIZES = {"n_noisy": 1, "n_clean": 1, "n_test": 1}
@@ -97,7 +99,7 @@ def test_extraction_is_atomic_and_rebuilt_when_interrupted(mini_root, tmp_path, 
         offsets = store["offsets"][:]
         np.testing.assert_array_equal(store["labels"][:], [c.label for c in clips])
         first = store["features"][offsets[0]:offsets[1]]
-    np.testing.assert_allclose(first, fsd.clip_features(clips[0].path), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(first, uclser_data.clip_features(clips[0].path), rtol=0, atol=1e-6)
     info = sf.info(clips[0].path)
     assert len(first) == 1 + max(int(round(info.duration * 22050)), 22050) // 220
     assert not extract_split(clips, out, progress=False)  # complete and identical: kept
@@ -117,7 +119,7 @@ def test_extraction_is_atomic_and_rebuilt_when_interrupted(mini_root, tmp_path, 
             raise KeyboardInterrupt
         return np.zeros((101, 96), np.float32)
 
-    monkeypatch.setattr(fsd, "clip_features", crash_on_third)
+    monkeypatch.setattr(uclser_data, "clip_features", crash_on_third)
     fresh = tmp_path / "crash.hdf5"
     with pytest.raises(KeyboardInterrupt):
         extract_split(clips, fresh, progress=False)

@@ -108,7 +108,7 @@ def _mini_override(root) -> str:
 
 
 def test_issue13_item1_data_paths_given_with_mini_are_an_error_naming_the_keys(tiny_mini):
-    from desed_task.training.run import resolve_config
+    from desed_task.data.mini import resolve_config
     root, _ = tiny_mini
     overrides = [_mini_override(root), "data.weak_folder=/real/desed/weak_16k", "data.weak_tsv=/real/desed/weak.tsv"]
     with pytest.raises(ValueError) as error:
@@ -119,7 +119,7 @@ def test_issue13_item1_data_paths_given_with_mini_are_an_error_naming_the_keys(t
 
 
 def test_mini_given_on_the_command_line_replaces_the_config_files_paths_with_a_warning(tiny_mini, caplog):
-    from desed_task.training.run import resolve_config
+    from desed_task.data.mini import resolve_config
     root, paths = tiny_mini
     with caplog.at_level(logging.WARNING, logger="desed_task.data.mini"):
         resolved = resolve_config(str(DEFAULT_CONF), [_mini_override(root)])

@@ -7,8 +7,9 @@ import scipy.signal
 import soundfile as sf
 import torch
 
+from desed_task.data.tau22 import load_impulse_responses
 from desed_task.features.scene_augment import (
-    DeviceImpulseResponses, fft_convolve_truncated, freq_mixstyle, load_impulse_responses, roll_waveform,
+    DeviceImpulseResponses, fft_convolve_truncated, freq_mixstyle, roll_waveform,
 )
 
 

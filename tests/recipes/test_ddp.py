@@ -18,7 +18,8 @@ import torch
 
 from desed_task.data.build import build_sed_datasets
 from desed_task.data.mini import ensure_mini_dataset
-from desed_task.training.run import main, resolve_config
+from desed_task.data.mini import resolve_config
+from desed_task.training.run import main
 from desed_task.training.sed import SEDTask, build_encoder, load_sed_checkpoint
 from desed_task.utils.scores import read_score_blocks
 

@@ -18,7 +18,8 @@ from desed_task.data.mini import ensure_mini_dataset
 from desed_task.nnet import ATSTSED
 from desed_task.training.atst_sed import (ATSTBatch, ATSTSEDStage1, ATSTSEDStage2, atst_parameter_groups,
                                          buffered_bce)
-from desed_task.training.run import main, resolve_config
+from desed_task.data.mini import resolve_config
+from desed_task.training.run import main
 from desed_task.training.schedulers import ExponentialWarmup
 from desed_task.training.sed import SEDTask, TrainBatch, batch_masks, load_sed_checkpoint
 from desed_task.utils.config import load_config
