@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 from desed_task.data.audio import AUDIO_EXTENSIONS, read_audio
 from desed_task.data.manifest import check_audio_files
 from desed_task.data.resample import resample_folder
+from desed_task.utils.files import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,8 @@ def load_teacher_logits(path: str | Path | None, n_rows: int) -> torch.Tensor:
     """The (n_rows, 10) float teacher-logits tensor; a missing file or a wrong shape is an error."""
     if path is None or not Path(path).is_file():
         raise FileNotFoundError(f"teacher logits not found: {path}; {NO_TEACHER_HINT}")
-    logits = torch.load(path, map_location="cpu", weights_only=True)
-    if not torch.is_tensor(logits) or logits.ndim != 2 or logits.shape[1] != len(TAU22_CLASSES):
+    logits = load_torch_file(path, weights_only=True, what="teacher-logits file", expected=torch.Tensor)
+    if logits.ndim != 2 or logits.shape[1] != len(TAU22_CLASSES):
         raise ValueError(f"{path}: expected a (meta rows, {len(TAU22_CLASSES)}) tensor, got "
                          f"{getattr(logits, 'shape', type(logits))}")
     if logits.shape[0] != n_rows:

@@ -24,6 +24,7 @@ from desed_task.training.sed import SEDTask, load_sed_checkpoint
 from desed_task.training.sed_scoring import MODELS
 from desed_task.utils.config import load_config
 from desed_task.utils.errors import BadInput
+from desed_task.utils.files import load_torch_file
 
 
 class CheckpointError(BadInput):
@@ -104,7 +105,7 @@ def load_task(checkpoint: str | Path | Mapping, conf_file: str | Path | None = N
         if not path or not Path(path).is_file():
             raise CheckpointError(f"{source}: the scaler uses dataset statistics, which are neither in the checkpoint "
                                   f"nor in scaler.savepath ({path})")
-        task.scaler.load_state_dict(torch.load(path, map_location="cpu"))
+        task.scaler.load_state_dict(load_torch_file(path, weights_only=True, what="scaler statistics"))
     return task.eval()
 
 

@@ -24,7 +24,8 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from desed_task.nnet.crnn import CRNN
-from desed_task.utils.errors import BadInput, CheckpointKeyMismatch, MissingInput
+from desed_task.utils.errors import CheckpointKeyMismatch, MissingInput
+from desed_task.utils.files import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +237,7 @@ class ATSTFrame(nn.Module):
         """``load_official_state_dict`` of a checkpoint file; errors name the file."""
         if not Path(path).is_file():
             raise MissingInput(f"ATST checkpoint {path}: file not found")
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError) as error:
-            raise BadInput(f"cannot read ATST checkpoint {path}: {error}") from error
+        checkpoint = load_torch_file(path, weights_only=False, what="ATST checkpoint")
         try:
             self.load_official_state_dict(checkpoint)
         except KeyError as error:

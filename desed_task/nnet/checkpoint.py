@@ -2,30 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from desed_task.utils.errors import BadInput, CheckpointKeyMismatch, MissingInput
-
-
-def load_torch_file(path: str | Path, weights_only: bool, what: str = "checkpoint") -> dict:
-    """``torch.load`` of a dict on the CPU (files saved on a GPU or in the legacy format included).
-
-    A missing file is a ``MissingInput``, an unreadable one or one not holding a dict a ``BadInput``, each
-    naming the file; ``what`` names the kind of file in those messages.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInput(f"{what} {path} not found")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as error:  # torch raises many types for truncated or foreign files
-        raise BadInput(f"{path}: not a readable PyTorch {what} ({type(error).__name__}: {error})") from None
-    if not isinstance(loaded, dict):
-        raise BadInput(f"{path}: a {what} must hold a dict, found {type(loaded).__name__}")
-    return loaded
+from desed_task.utils.errors import CheckpointKeyMismatch
 
 
 def _legacy_cnn_key(key: str, expected: set[str]) -> str:

@@ -17,6 +17,7 @@ from torch.ao.nn.quantized import FloatFunctional
 from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules
 
 from desed_task.nnet.checkpoint import load_state_dict_by_name
+from desed_task.utils.files import load_torch_file
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -160,10 +161,7 @@ class CPMobile(nn.Module):
     @classmethod
     def load_official(cls, path: str | Path, **kwargs) -> "CPMobile":
         """The model with the weights of an official Lightning checkpoint (``model.*`` keys), strictly."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"CP-Mobile checkpoint not found: {path}")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = load_torch_file(path, weights_only=True, what="CP-Mobile checkpoint")
         model = cls(**kwargs)
         load_state_dict_by_name(model, checkpoint, prefix="model.", strict=True)
         return model

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
-from desed_task.utils.errors import BadInput, CheckpointKeyMismatch, MissingInput
+from desed_task.utils.errors import CheckpointKeyMismatch, MissingInput
+from desed_task.utils.files import load_torch_file
 
 OFFICIAL_FILES = {
     "panns": ("Cnn14_16k_mAP=0.438.pth", "https://zenodo.org/record/3987831 (PANNs, Kong et al.)"),
@@ -28,10 +28,7 @@ def read_official_file(path: str | Path, model: str) -> dict:
         raise MissingInput(
             f"{model} weights not found at {path}: expected the file {file_name} from {source}; "
             f"put it there (e.g. ./pretrained_models/{file_name}) or pass its path")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(checkpoint, dict):
-        raise BadInput(f"{path}: expected a dict (state dict or checkpoint), got {type(checkpoint).__name__}")
-    return checkpoint
+    return load_torch_file(path, weights_only=False, what=f"{model} weight file")
 
 
 def check_keys(model_name: str, path, missing, unexpected) -> None:

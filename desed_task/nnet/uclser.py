@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from desed_task.nnet.checkpoint import load_state_dict_by_name, load_torch_file
+from desed_task.nnet.checkpoint import load_state_dict_by_name
+from desed_task.utils.files import load_torch_file
 
 N_CLASSES = 20
 

@@ -32,11 +32,12 @@ from desed_task.features.atst import ATSTFrontend
 from desed_task.features.augment import _beta_sample, frequency_warp, mixup
 from desed_task.features.mel import amplitude_to_db
 from desed_task.nnet.atst import ATSTSED
-from desed_task.nnet.checkpoint import load_state_dict_by_name, load_torch_file
+from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.training.schedulers import adam_with_warmup
 from desed_task.training.sed import SEDTask, TrainBatch, ema_update
 from desed_task.training.sed_scoring import MODELS, present_classes, restrict_to_clips
 from desed_task.utils.errors import BadInput, CheckpointKeyMismatch, MissingInput
+from desed_task.utils.files import load_torch_file
 
 log = logging.getLogger(__name__)
 

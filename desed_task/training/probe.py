@@ -19,7 +19,6 @@ import logging
 from pathlib import Path
 from typing import Iterable, Mapping
 
-import torch
 from torch import nn
 
 from desed_task.nnet.checkpoint import load_state_dict_by_name
@@ -27,6 +26,7 @@ from desed_task.nnet.crnn import CRNN
 from desed_task.nnet.probe import ProbedCRNN, ProbeHead
 from desed_task.training.sed import SEDTask, ema_update
 from desed_task.utils.errors import BadInput, MissingInput
+from desed_task.utils.files import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def load_baseline_encoder(config: Mapping, checkpoint: str | Path | None, prefix
     path = Path(checkpoint)
     if not path.is_file():
         raise MissingInput(f"baseline checkpoint {path} not found (see ckpt/default/README.md)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_torch_file(path, weights_only=False, what="baseline checkpoint")
     load_state_dict_by_name(encoder, state, prefix=prefix, strict=True)
     return encoder
 

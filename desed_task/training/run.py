@@ -19,13 +19,13 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from desed_task.data.build import build_eval_dataset, build_sed_datasets, build_test_dataset
 from desed_task.data.mini import resolve_config
-from desed_task.nnet.checkpoint import load_torch_file
 from desed_task.training.callbacks import CodeCarbonCallback, EnvironmentRecord
 from desed_task.training.sed import SEDTask, build_encoder, load_sed_checkpoint
 from desed_task.training.sed_scoring import MODELS
 from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.config import get_nested, save_config
 from desed_task.utils.errors import InputError, MissingInput
+from desed_task.utils.files import load_torch_file
 from desed_task.utils.logs import configure_logging
 from desed_task.utils.scores import write_scores
 from desed_task.utils.seed import seed_everything

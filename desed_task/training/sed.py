@@ -31,12 +31,13 @@ from desed_task.data.sampler import MultiSetBatchSampler
 from desed_task.features.augment import mixup
 from desed_task.features.mel import MelFrontend, amplitude_to_db
 from desed_task.features.scaler import TorchScaler
-from desed_task.nnet.checkpoint import load_state_dict_by_name, load_torch_file
+from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.crnn import CRNN
 from desed_task.training.schedulers import adam_with_warmup, exponential_rampup
 from desed_task.training.sed_data import SEDData
 from desed_task.training.sed_scoring import SEDEvaluation
 from desed_task.utils.errors import BadInput
+from desed_task.utils.files import load_torch_file
 
 
 

@@ -14,7 +14,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from desed_task.data.sampler import MultiSetBatchSampler
-from desed_task.nnet.checkpoint import load_torch_file
 from desed_task.training.distributed import (
     broadcast_buffers,
     broadcast_from_rank0,
@@ -24,7 +23,7 @@ from desed_task.training.distributed import (
     restore_rng_states,
     seed_worker,
 )
-from desed_task.utils.files import atomic_path
+from desed_task.utils.files import atomic_path, load_torch_file
 
 
 class SEDData:

@@ -2,7 +2,7 @@
 
 `atomic_path` yields a temporary name beside the target and renames it into place (`os.replace`) only when
 the block succeeds, so any writer (torch.save, soundfile, h5py, matplotlib) becomes atomic; `write_text`,
-`write_bytes` and `write_json` are its common cases. `ensure_generated` builds a folder once: its finished
+`write_bytes` and `write_json` are its common cases; `load_torch_file` is the one reader of torch files. `ensure_generated` builds a folder once: its finished
 marker is a JSON file written last (atomically) holding what the folder was built from, so an interrupted
 or differently configured build is redone; concurrent builders serialise on `folder_lock`.
 """
@@ -16,6 +16,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
+
+import torch
+
+from desed_task.utils.errors import BadInput, MissingInput
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,24 @@ def read_json(path: str | Path):
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def load_torch_file(path: str | Path, weights_only: bool, what: str = "checkpoint", expected: type = dict):
+    """``torch.load`` on the CPU (files saved on a GPU or in the legacy format included) of an ``expected`` object.
+
+    The package's one reader of torch files. A missing file is a ``MissingInput``, an unreadable one or one
+    not holding an ``expected`` a ``BadInput``, each naming the file; ``what`` names the kind of file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInput(f"{what} {path} not found")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        raise BadInput(f"{path}: not a readable PyTorch {what} ({type(error).__name__}: {error})") from None
+    if not isinstance(loaded, expected):
+        raise BadInput(f"{path}: a {what} must hold a {expected.__name__}, found {type(loaded).__name__}")
+    return loaded
 
 
 @contextmanager
