@@ -19,12 +19,11 @@ def build_embedding_model(name: str, checkpoint, options: dict | None = None) ->
     """
     options = dict(options or {})
     if name == "panns":
-        return PANNsCnn14(**options).load_official(checkpoint)
+        return PANNsCnn14.load_official(checkpoint, **options)
     if name == "ast":
-        audioset_head = options.pop("audioset_head", True)
-        return AST(**options).load_official(checkpoint, audioset_head=audioset_head)
+        return AST.load_official(checkpoint, **options)
     if name == "beats":
         if options:
             raise BadInput(f"BEATs takes its configuration from its file, got options {options}")
-        return BEATs.from_official(checkpoint)
+        return BEATs.load_official(checkpoint)
     raise BadInput(f"unknown embedding model {name!r}, expected one of {EMBEDDING_MODELS}")

@@ -134,23 +134,26 @@ class AST(nn.Module):
         tokens = self.v(self.fbank(waveform).transpose(1, 2).unsqueeze(1))
         return {"frame": tokens.transpose(1, 2), "global": self.mlp_head((tokens[:, 0] + tokens[:, 1]) / 2)}
 
-    def load_official(self, path, audioset_head: bool = True) -> "AST":
-        """Load ``audioset_10_10_0.4593.pth`` (``module.v.*`` keys) or a Hugging Face AST state dict.
+    @classmethod
+    def load_official(cls, path, audioset_head: bool = True, **kwargs) -> "AST":
+        """An ``AST(**kwargs)`` with the weights of ``audioset_10_10_0.4593.pth`` (``module.v.*`` keys) or of a
+        Hugging Face AST state dict, strictly (key mapping: ``ast_official_state_dict``).
 
         ``audioset_head=False`` re-initialises ``mlp_head`` as the DESED 2022 wrapper did (it copied only
         ``v``), making the 527-d global embedding a random projection; the default keeps the trained head.
         """
+        model = cls(**kwargs)
         state = ast_official_state_dict(read_official_file(path, "ast"))
         if not audioset_head:
             state = {k: v for k, v in state.items() if not k.startswith("mlp_head.")}
-            dim, n_classes = self.mlp_head[1].in_features, self.mlp_head[1].out_features
+            dim, n_classes = model.mlp_head[1].in_features, model.mlp_head[1].out_features
             fresh = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, n_classes))
             state.update({f"mlp_head.{k}": v for k, v in fresh.state_dict().items()})
-        result = self.load_state_dict(state, strict=False)
+        result = model.load_state_dict(state, strict=False)
         unused_heads = ("v.head.", "v.head_dist.")  # absent from Hugging Face files
         missing = [k for k in result.missing_keys if not k.startswith(unused_heads)]
         check_keys("AST", path, missing, result.unexpected_keys)
-        return self
+        return model
 
 
 _HF_NAMES = [  # (Hugging Face regex, original name), applied after removing HF_PREFIX

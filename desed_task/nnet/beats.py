@@ -20,6 +20,7 @@ from torch import nn
 
 from desed_task.features.kaldi import kaldi_fbank
 from desed_task.nnet.official_weights import check_keys, read_official_file
+from desed_task.utils.errors import CheckpointKeyMismatch
 
 log = logging.getLogger(__name__)
 
@@ -234,19 +235,15 @@ class BEATs(nn.Module):
         return {"frame": x.transpose(1, 2), "global": x.mean(dim=1)}
 
     @classmethod
-    def from_official(cls, path) -> "BEATs":
-        """A BEATs built from the ``cfg`` of an official ``{"cfg", "model"}`` file, with its weights."""
+    def load_official(cls, path, **cfg) -> "BEATs":
+        """A BEATs built from the ``cfg`` of an official ``{"cfg", "model"}`` file (``BEATs_iter3_plus_AS2M.pt``),
+        updated by ``cfg`` (e.g. dropout settings), with the file's ``model`` weights, strictly (the names are
+        the official ones)."""
         checkpoint = read_official_file(path, "beats")
         if "cfg" not in checkpoint or "model" not in checkpoint:
-            raise KeyError(f"{path}: expected a BEATs file with 'cfg' and 'model' entries, got {sorted(checkpoint)}")
-        return cls(checkpoint["cfg"]).load_official(path, checkpoint)
-
-    def load_official(self, path, checkpoint: dict | None = None) -> "BEATs":
-        """Load the ``model`` weights of ``BEATs_iter3_plus_AS2M.pt`` strictly (the architecture must match;
-        dropout settings stay this model's: use ``from_official`` to take the file's cfg as well)."""
-        checkpoint = checkpoint if checkpoint is not None else read_official_file(path, "beats")
-        if "model" not in checkpoint:
-            raise KeyError(f"{path}: expected a BEATs file with a 'model' entry, got {sorted(checkpoint)}")
-        result = self.load_state_dict(checkpoint["model"], strict=False)
+            raise CheckpointKeyMismatch(f"{path}: expected a BEATs file with 'cfg' and 'model' entries, got "
+                                        f"{sorted(checkpoint)}")
+        model = cls({**checkpoint["cfg"], **cfg})
+        result = model.load_state_dict(checkpoint["model"], strict=False)
         check_keys("BEATs", path, result.missing_keys, result.unexpected_keys)
-        return self
+        return model

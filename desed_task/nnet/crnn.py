@@ -12,13 +12,16 @@ a pretrained model are merged into the CNN features right before the BiGRU, with
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.cnn import CNN
 from desed_task.nnet.rnn import BidirectionalGRU
+from desed_task.utils.files import load_torch_file
 
 ATTENTION_SOFTMAX_DIMS = ("classes", "time")
 AGGREGATION_TYPES = ("frame", "global", "pool1d", "interpolate")
@@ -222,3 +225,11 @@ class CRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None, embeddings: torch.Tensor | None = None):
         return self.classify(x, "input", pad_mask, embeddings)
+
+    @classmethod
+    def load_official(cls, path: str | Path, prefix: str = "sed_student.", **kwargs) -> "CRNN":
+        """A ``CRNN(**kwargs)`` with the ``prefix`` weights of a DCASE baseline checkpoint (official or ours), strictly
+        (key mapping: ``load_state_dict_by_name``, which also reads the older baselines' ``cnn.*`` names)."""
+        model = cls(**kwargs)
+        load_state_dict_by_name(model, load_torch_file(path, weights_only=False), prefix=prefix, strict=True)
+        return model

@@ -130,11 +130,18 @@ class PANNsCnn14(nn.Module):
         return {"frame": frame.transpose(2, 3).reshape(batch, channels * freq, frames),
                 "global": F.dropout(pooled, p=0.5, training=self.training)}
 
-    def load_official(self, path) -> "PANNsCnn14":
-        """Load ``Cnn14_16k_mAP=0.438.pth`` (``{"model": state_dict}``); only ``fc_audioset.*`` may be extra."""
-        checkpoint = read_official_file(path, "panns")
-        state = checkpoint.get("model", checkpoint)
-        state = {k: v for k, v in state.items() if not k.startswith("fc_audioset.")}
-        result = self.load_state_dict(state, strict=False)
+    @classmethod
+    def load_official(cls, path, **kwargs) -> "PANNsCnn14":
+        """A ``PANNsCnn14(**kwargs)`` with the weights of ``Cnn14_16k_mAP=0.438.pth``, strictly
+        (key mapping: ``panns_official_state_dict``)."""
+        model = cls(**kwargs)
+        result = model.load_state_dict(panns_official_state_dict(read_official_file(path, "panns")), strict=False)
         check_keys("PANNs Cnn14_16k", path, result.missing_keys, result.unexpected_keys)
-        return self
+        return model
+
+
+def panns_official_state_dict(checkpoint: dict) -> dict:
+    """The one key mapping of PANNs weights: the file's ``model`` state dict (or the file itself) without the
+    AudioSet classifier ``fc_audioset.*``, which the embedding model does not have."""
+    state = checkpoint.get("model", checkpoint)
+    return {k: v for k, v in state.items() if not k.startswith("fc_audioset.")}

@@ -21,12 +21,10 @@ from typing import Iterable, Mapping
 
 from torch import nn
 
-from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.crnn import CRNN
 from desed_task.nnet.probe import ProbedCRNN, ProbeHead
 from desed_task.training.sed import SEDTask, ema_update
 from desed_task.utils.errors import BadInput, MissingInput
-from desed_task.utils.files import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +51,12 @@ def load_baseline_encoder(config: Mapping, checkpoint: str | Path | None, prefix
 
     `checkpoint=None` leaves the encoder randomly initialised (a random-feature probe).
     """
-    encoder = CRNN(**config["net"])
     if checkpoint is None:
         log.warning("probe.encoder_checkpoint is null: probing a randomly initialised CRNN")
-        return encoder
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise MissingInput(f"baseline checkpoint {path} not found (see ckpt/default/README.md)")
-    state = load_torch_file(path, weights_only=False, what="baseline checkpoint")
-    load_state_dict_by_name(encoder, state, prefix=prefix, strict=True)
-    return encoder
+        return CRNN(**config["net"])
+    if not Path(checkpoint).is_file():
+        raise MissingInput(f"baseline checkpoint {checkpoint} not found (see ckpt/default/README.md)")
+    return CRNN.load_official(checkpoint, prefix=prefix, **config["net"])
 
 
 class ProbeTask(SEDTask):

@@ -86,15 +86,15 @@ def test_official_file_round_trip_and_errors(tmp_path):
     source = BEATs(small_cfg()).eval()
     cfg = {**small_cfg(), "layer_wise_gradient_decay_ratio": 0.6, "some_training_only_key": 1}
     torch.save({"cfg": cfg, "model": source.state_dict()}, tmp_path / "BEATs_iter3_plus_AS2M.pt")
-    net = BEATs.from_official(tmp_path / "BEATs_iter3_plus_AS2M.pt").eval()
+    net = BEATs.load_official(tmp_path / "BEATs_iter3_plus_AS2M.pt").eval()
     audio = torch.randn(1, 8000) * 0.1
     with torch.no_grad():
         torch.testing.assert_close(net(audio)["frame"], source(audio)["frame"])
     torch.save({"cfg": cfg, "model": {**source.state_dict(), "predictor.weight": torch.zeros(1)}}, tmp_path / "ft.pt")
     with pytest.raises(KeyError, match="ft.pt.*predictor.weight"):
-        BEATs(small_cfg()).load_official(tmp_path / "ft.pt")
+        BEATs.load_official(tmp_path / "ft.pt")
     with pytest.raises(FileNotFoundError, match="BEATs_iter3_plus_AS2M.pt.*by hand"):
-        BEATs.from_official(tmp_path / "missing.pt")
+        BEATs.load_official(tmp_path / "missing.pt")
 
 
 def test_layer_wise_gradient_decay_scales_gradients_only():

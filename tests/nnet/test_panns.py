@@ -56,10 +56,10 @@ def test_load_official_layout(model, tmp_path):
     path = tmp_path / "Cnn14_16k_mAP=0.438.pth"
     torch.save({"model": {**state, "fc_audioset.weight": torch.zeros(527, 2048), "fc_audioset.bias": torch.zeros(527)}},
                path)
-    net = PANNsCnn14().load_official(path)
+    net = PANNsCnn14.load_official(path)
     torch.testing.assert_close(net.conv_block4.conv1.weight, state["conv_block4.conv1.weight"])
     torch.save({"model": {**state, "extra.weight": torch.zeros(1)}}, tmp_path / "bad.pth")
     with pytest.raises(KeyError, match="bad.pth.*unexpected keys \\['extra.weight'\\]"):
-        PANNsCnn14().load_official(tmp_path / "bad.pth")
+        PANNsCnn14.load_official(tmp_path / "bad.pth")
     with pytest.raises(FileNotFoundError, match="Cnn14_16k_mAP=0.438.pth.*zenodo"):
-        PANNsCnn14().load_official(tmp_path / "missing.pth")
+        PANNsCnn14.load_official(tmp_path / "missing.pth")
