@@ -8,6 +8,7 @@ from typing import Any, Iterable
 import yaml
 
 from desed_task.utils.errors import BadInput, MissingInput, UnknownConfigKey
+from desed_task.utils.files import write_text
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
@@ -42,11 +43,8 @@ def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
 
 
 def save_config(config: dict, path: str | Path) -> None:
-    """Write the resolved config (after overrides) so a run can be reproduced from its log folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        yaml.safe_dump(config, f, sort_keys=False)
+    """Write the resolved config (after overrides), atomically, so a run can be reproduced from its log folder."""
+    write_text(path, yaml.safe_dump(config, sort_keys=False))
 
 
 def get_nested(config: dict, dotted: str, default: Any = None) -> Any:

@@ -5,15 +5,14 @@ lines before the next block. Writing a run name that is already present replaces
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import pandas as pd
 
 from desed_task.utils.errors import BadInput
+from desed_task.utils.files import write_text
 
 PSDS2_METRIC = "test/student/psds2_sed_scores_eval"
 RUN_NAME_PATTERNS = (
@@ -56,23 +55,15 @@ def format_block(run_name: str, metrics: Mapping[str, float]) -> str:
 
 
 def write_scores(path: str | Path, run_name: str, metrics: Mapping[str, float]) -> None:
-    """Append the run's block, replacing an earlier block of the same name; atomic (tmp + os.replace)."""
+    """Append the run's block, replacing an earlier block of the same name; atomic (`write_text`)."""
     if not run_name.strip() or "\t" in run_name or "\n" in run_name:
         raise BadInput(f"invalid run name {run_name!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blocks = read_score_blocks(path) if path.is_file() else {}
     blocks.pop(run_name, None)
     blocks[run_name] = {name: float(value) for name, value in metrics.items()}
     text = "".join(format_block(name, values) for name, values in blocks.items())
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_text(path, text)
 
 
 def parse_run_name(run_name: str) -> dict:
