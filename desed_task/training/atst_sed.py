@@ -15,6 +15,8 @@ Both stages train `ATSTSED` (CRNN + ATST-Frame) with two frontends: the baseline
   weight and permutation per part, followed by the interpolation-consistency loss, else the mean-teacher
   loss; frequency warping of the ATST features; fixed EMA; checkpoint on the teacher's synthetic-validation
   PSDS1 + PSDS2.
+
+Files of the family: features/atst.py, nnet/atst.py, this module, and the SED core.
 """
 from __future__ import annotations
 

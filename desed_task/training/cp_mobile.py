@@ -13,6 +13,9 @@ elements, one tenth of the usual per-clip KL for 10 classes. ``training.kd_reduc
 fbgemm QAT config, freezes observers for the last ``qat.freeze_observer_epochs`` epochs, and at every
 validation converts a copy to int8 and validates it on CPU (``val/*``) beside the fake-quantised float
 model (``val_fp32/*``).
+
+Files of the family: data/tau22.py, data/mini_tau22.py, features/cpjku.py, features/scene_augment.py,
+nnet/cp_mobile.py, nnet/quantization.py, this module, training/run_cp_mobile.py.
 """
 from __future__ import annotations
 

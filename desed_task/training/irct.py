@@ -17,6 +17,8 @@ invariance term of the non-shift augmentations commented out, so they only act t
 view; default: the term is on, as the method describes), `irct.detach_target` (default False, as the
 reference). The reference's reconstruction branch (`loss_r`) has cost 0 in every paper run and is not
 implemented; no test-time `loss_i` is logged (the reference logs a constant 0 there).
+
+Files of the family: features/irct_augment.py, training/irct_losses.py, this module, and the SED core.
 """
 from __future__ import annotations
 

@@ -17,6 +17,9 @@ pretrained model, configured in the `pretrained` section:
 
 Hooks for subclasses (ATST-SED stage 1 feeds a frozen encoder this way): `build_embedding_model`,
 `compute_embeddings`.
+
+Files of the family: nnet/panns.py, nnet/ast.py, nnet/beats.py, nnet/official_weights.py, embeddings/, this
+module, and the SED core.
 """
 from __future__ import annotations
 

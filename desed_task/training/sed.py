@@ -10,7 +10,12 @@ Subclasses (IRCT, probes) change behaviour through a few documented hooks:
 `build_student`, `build_teacher`, `trainable_parameters`, `augment`, `student_forward`, `training_losses`,
 `compute_extra_loss`, `detect`, `inference_inputs`, `teacher_forward`, `validation_sets` (with
 `_validation_metrics`), and for networks that also take pretrained-model embeddings (training/pretrained.py)
-`batch_embeddings`, `mix_embeddings`.
+`batch_embeddings`, `mix_embeddings`, `optional_checkpoint_modules`.
+
+The SED core: this module (training step, EMA teacher, losses), training/sed_data.py (loaders, scaler,
+exact-resume state), training/sed_scoring.py (validation and test scoring, reports), training/distributed.py
+(rank gather/broadcast, random states), training/schedulers.py (`adam_with_warmup`); data/sampler.py,
+features/mel.py, features/scaler.py, features/augment.py, nnet/crnn.py.
 """
 from __future__ import annotations
 

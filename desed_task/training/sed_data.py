@@ -14,15 +14,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from desed_task.data.sampler import MultiSetBatchSampler
-from desed_task.training.distributed import (
-    broadcast_buffers,
-    broadcast_from_rank0,
-    capture_rng_states,
-    gather_objects,
-    rank_entry,
-    restore_rng_states,
-    seed_worker,
-)
+from desed_task.training.distributed import (broadcast_buffers, broadcast_from_rank0, capture_rng_states,
+                                             gather_objects, rank_entry, restore_rng_states, seed_worker)
 from desed_task.utils.files import atomic_path, load_torch_file
 
 

@@ -20,16 +20,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from desed_task.data.encoder import ManyHotEncoder
-from desed_task.evaluation import (
-    decode_strong_scores,
-    intersection_f1_macro,
-    load_durations,
-    load_ground_truth,
-    save_psd_roc_plot,
-    scores_to_detections,
-    sed_report,
-    weak_f1,
-)
+from desed_task.evaluation import (decode_strong_scores, intersection_f1_macro, load_durations, load_ground_truth,
+                                   save_psd_roc_plot, scores_to_detections, sed_report, weak_f1)
 from desed_task.training.distributed import broadcast_from_rank0, gather_clips
 from desed_task.utils.errors import BadInput
 from desed_task.utils.files import write_json

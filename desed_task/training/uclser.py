@@ -11,6 +11,9 @@
 Config sections beyond the core's (``training``, ``opt``, ``scheduler``): ``model`` (``network``,
 ``pretrained_path``, ``options``: constructor arguments), ``learn`` (``lin_eval``, ``bn_mode``, ``temp``, ``knn_k``).
 ``scheduler.name: multistep`` (``milestones``, ``gamma``) is the official MultiStepLR, stepped per epoch.
+Files of the family: data/fsdnoisy18k.py, data/mini_fsdnoisy18k.py, features/mel.py (``UCLSERFrontend``),
+features/uclser_augment.py, nnet/uclser.py, training/uclser_data.py (extraction, contrastive patches), this
+module, training/run_uclser.py.
 """
 from __future__ import annotations
 

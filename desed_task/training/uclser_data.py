@@ -20,21 +20,9 @@ import torch
 from tqdm import tqdm
 
 from desed_task.data.audio import read_audio
-from desed_task.data.fsdnoisy18k import (
-    FSD_CLASSES,
-    N_MELS,
-    PATCH_LEN,
-    SAMPLE_RATE,
-    SPLITS,
-    Clip,
-    FeatureStore,
-    NormalisedPatches,
-    extraction_fingerprint,
-    hdf5_path,
-    is_complete,
-    preprocess_waveform,
-    read_splits,
-)
+from desed_task.data.fsdnoisy18k import (FSD_CLASSES, N_MELS, PATCH_LEN, SAMPLE_RATE, SPLITS, Clip, FeatureStore,
+                                         NormalisedPatches, extraction_fingerprint, hdf5_path, is_complete,
+                                         preprocess_waveform, read_splits)
 from desed_task.features.mel import UCLSERFrontend
 from desed_task.features.uclser_augment import PatchAugment, mix_back
 from desed_task.utils.files import atomic_path
