@@ -27,7 +27,7 @@ import soundfile as sf
 from desed_task.data.audio import IncompleteAudioError, check_complete, list_audio_files
 from desed_task.data.resample import rejected_sources
 from desed_task.utils.errors import BadInput, MissingInput
-from desed_task.utils.files import atomic_path
+from desed_task.utils.files import write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -250,5 +250,4 @@ def write_durations(folder: str | Path, path: str | Path, filenames: Sequence[st
     """Write the durations TSV of the audio files in `folder` (all of them by default), atomically."""
     names = list_audio_files(folder) if filenames is None else list(filenames)
     rows = [(name, sf.info(str(Path(folder) / name)).duration) for name in names]
-    with atomic_path(path) as tmp:
-        pd.DataFrame(rows, columns=["filename", "duration"]).to_csv(tmp, sep="\t", index=False, float_format="%.3f")
+    write_tsv(pd.DataFrame(rows, columns=["filename", "duration"]), path, "%.3f")

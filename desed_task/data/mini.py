@@ -33,7 +33,7 @@ from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import background, synthesize_event
 from desed_task.utils.config import load_config
 from desed_task.utils.errors import BadInput
-from desed_task.utils.files import atomic_path, ensure_generated
+from desed_task.utils.files import ensure_generated, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +198,6 @@ def _render_clip(args: tuple) -> None:
     write_audio_atomic(Path(folder) / plan["name"], mix.astype(np.float32), sr)
 
 
-def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, sep="\t", index=False, float_format="%.3f")
-
-
 def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int = 150, n_unlabeled: int = 300,
                         n_synth_val: int = 100, n_test: int = 100, workers: int | None = None, n_strong: int = 0,
                         n_strong_val: int | None = None) -> dict:
@@ -227,19 +222,19 @@ def generate_mini_desed(out_dir, seed: int = 0, n_synth: int = 300, n_weak: int 
         jobs += [(seed, subset, plan, str(folder)) for plan in subset_plans]
     workers = workers or min(4, os.cpu_count() or 1)
     render_all(_render_clip, jobs, workers)
-    _write_tsv(_strong_frame(plans["synth_train"]), Path(paths["synth_tsv"]))
+    write_tsv(_strong_frame(plans["synth_train"]), paths["synth_tsv"], "%.3f")
     if n_strong:
-        _write_tsv(_strong_frame(plans["strong_real"]), Path(paths["strong_tsv"]))
+        write_tsv(_strong_frame(plans["strong_real"]), paths["strong_tsv"], "%.3f")
     weak_rows = [(p["name"], ",".join(c for c in DESED_CLASSES if c in {e[0] for e in p["events"]}))
                  for p in plans["weak"]]
-    _write_tsv(pd.DataFrame(weak_rows, columns=["filename", "event_labels"]), Path(paths["weak_tsv"]))
+    write_tsv(pd.DataFrame(weak_rows, columns=["filename", "event_labels"]), paths["weak_tsv"], "%.3f")
     for subset, tsv_key, dur_key in (("synth_val", "synth_val_tsv", "synth_val_dur"), ("test", "test_tsv", "test_dur"),
                                      ("strong_val", "strong_val_tsv", "strong_val_dur")):
         if subset not in plans:
             continue
-        _write_tsv(_strong_frame(plans[subset]), Path(paths[tsv_key]))
+        write_tsv(_strong_frame(plans[subset]), paths[tsv_key], "%.3f")
         durations = pd.DataFrame([(p["name"], p["duration"]) for p in plans[subset]], columns=["filename", "duration"])
-        _write_tsv(durations, Path(paths[dur_key]))
+        write_tsv(durations, paths[dur_key], "%.3f")
     return paths
 
 

@@ -27,7 +27,7 @@ from desed_task.data.audio import resample
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import _band, alarm_bell_ringing, running_water, speech
 from desed_task.data.tau22 import TAU22_CLASSES
-from desed_task.utils.files import atomic_path, ensure_generated
+from desed_task.utils.files import atomic_path, ensure_generated, write_tsv
 
 SAMPLE_RATE = 44100
 TRAIN_CITIES = ("barcelona", "helsinki", "lisbon", "london", "paris", "stockholm")
@@ -209,11 +209,6 @@ def plan_clips(seed: int, n_train_a: int, n_train_other: int, n_eval: int) -> pd
     return pd.DataFrame(rows, columns=["filename", "scene_label", "identifier", "source_label", "fold", "segment"])
 
 
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, sep="\t", index=False)
-
-
 def band_features(clips_32k: np.ndarray) -> np.ndarray:
     """Per clip: log energies of 48 log-spaced bands (Welch spectrum) and the log std over 32 ms frames."""
     freqs, power = welch(clips_32k, fs=32000, nperseg=1024, axis=-1)
@@ -274,9 +269,9 @@ def generate_mini_tau22(out_dir, seed: int = 0, n_train_a: int = 20, n_train_oth
         write_audio_atomic(root / record["filename"], audio, SAMPLE_RATE)
         clips_32k[row] = resample(audio, SAMPLE_RATE, 32000)[:32000]
     meta = plan[["filename", "scene_label", "identifier", "source_label"]]
-    _write_table(meta, root / "meta.csv")
+    write_tsv(meta, root / "meta.csv")
     for fold, split in (("train", "fold1_train"), ("evaluate", "fold1_evaluate")):
-        _write_table(plan.loc[plan["fold"] == fold, ["filename", "scene_label"]],
+        write_tsv(plan.loc[plan["fold"] == fold, ["filename", "scene_label"]],
                      root / "evaluation_setup" / f"{split}.csv")
     write_impulse_responses(root / "dirs", seed)
     labels = plan["scene_label"].map(TAU22_CLASSES.index).to_numpy()

@@ -26,7 +26,7 @@ from desed_task.inference.model import import_task_class, load_task
 from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.errors import InputError
 from desed_task.inference.windows import TAPERS
-from desed_task.utils.files import atomic_path, write_json
+from desed_task.utils.files import atomic_path, write_json, write_tsv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,11 +76,6 @@ def expand_inputs(inputs) -> tuple[list[Path], list[Skipped]]:
                 owners[clip] = path
                 paths.append(path)
     return paths, skipped
-
-
-def write_tsv(table: pd.DataFrame, path: Path, float_format: str | None = None) -> None:
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format=float_format)
 
 
 def write_score_tsv(table: pd.DataFrame, path: Path) -> None:

@@ -329,8 +329,8 @@ class ATSTSEDStage2(ATSTSEDTask):
         ground_truth, durations = restrict_to_clips(*self.synth_val_reference(), synth["file_id"])
         for model in MODELS:
             _, scores = self._decode(synth[model], synth["file_id"], durations)
-            psds1, psds2 = threshold_independent_psds(present_classes(scores, ground_truth, self.encoder.labels), ground_truth,
-                                                      durations)
+            present = present_classes(scores, ground_truth, self.encoder.labels)
+            psds1, psds2 = threshold_independent_psds(present, ground_truth, durations)
             results[f"val/synth/{model}/psds1"] = float(psds1.value)
             results[f"val/synth/{model}/psds2"] = float(psds2.value)
         results["val/obj_metric"] = results["val/synth/teacher/psds1"] + results["val/synth/teacher/psds2"]

@@ -118,7 +118,8 @@ class CPMobileTask(ClassificationTask):
         if float(training.get("dir_prob", 0.0)) > 0:
             if not dir_path:
                 raise ValueError("training.dir_prob > 0 needs data.dir_path (a folder of device impulse responses)")
-            self.device_irs = DeviceImpulseResponses(*load_impulse_responses(dir_path), prob=float(training["dir_prob"]))
+            responses, names = load_impulse_responses(dir_path)
+            self.device_irs = DeviceImpulseResponses(responses, names, prob=float(training["dir_prob"]))
 
     def build_frontend(self) -> nn.Module:
         return CPJKUFrontend(**self.config.get("mel", {}))

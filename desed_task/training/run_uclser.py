@@ -16,7 +16,8 @@ from typing import Sequence
 
 import pytorch_lightning as pl
 
-from desed_task.data.fsdnoisy18k import FSD_CLASSES, EvaluationPatchDataset, FeatureStore, SupervisedPatchDataset, clean_split
+from desed_task.data.fsdnoisy18k import (FSD_CLASSES, EvaluationPatchDataset, FeatureStore, SupervisedPatchDataset,
+                                         clean_split)
 from desed_task.data.mini_fsdnoisy18k import ensure_mini_fsdnoisy18k
 from desed_task.features.uclser_augment import PatchAugment, dataset_mean_std
 from desed_task.training.run_classification import add_common_flags, fit_and_test, report_results

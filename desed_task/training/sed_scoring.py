@@ -152,7 +152,8 @@ class SEDEvaluation:
         """Ground truth and durations of the synthetic validation set (read once per run)."""
         if self._synth_val_reference is None:
             data = self.config["data"]
-            self._synth_val_reference = (load_ground_truth(data["synth_val_tsv"]), load_durations(data["synth_val_dur"]))
+            self._synth_val_reference = (load_ground_truth(data["synth_val_tsv"]),
+                                         load_durations(data["synth_val_dur"]))
         return self._synth_val_reference
 
     # ------------------------------------------------------------------ validation

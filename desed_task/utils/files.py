@@ -1,10 +1,11 @@
-"""Atomic writes and generate-once folders: a reader never sees a half-written file or a half-built folder.
+"""Atomic writes, generate-once folders and the torch-file reader.
 
 `atomic_path` yields a temporary name beside the target and renames it into place (`os.replace`) only when
-the block succeeds, so any writer (torch.save, soundfile, h5py, matplotlib) becomes atomic; `write_text`,
-`write_bytes` and `write_json` are its common cases; `load_torch_file` is the one reader of torch files. `ensure_generated` builds a folder once: its finished
-marker is a JSON file written last (atomically) holding what the folder was built from, so an interrupted
-or differently configured build is redone; concurrent builders serialise on `folder_lock`.
+the block succeeds, so any writer (torch.save, soundfile, h5py, matplotlib) becomes atomic: a reader never
+sees a half-written file. `write_text`, `write_bytes`, `write_json` and `write_tsv` are its common cases.
+`ensure_generated` builds a folder once: its finished marker is a JSON file written last (atomically)
+holding what the folder was built from, so an interrupted or differently configured build is redone;
+concurrent builders serialise on `folder_lock`. `load_torch_file` is the package's one reader of torch files.
 """
 from __future__ import annotations
 
@@ -55,6 +56,13 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 def write_json(path: str | Path, value, **dump_kwargs) -> Path:
     """Write `value` as JSON (`json.dumps(value, **dump_kwargs)`) to `path` atomically; returns the path."""
     return write_text(path, json.dumps(value, **dump_kwargs))
+
+
+def write_tsv(table, path: str | Path, float_format: str | None = None) -> Path:
+    """Write a pandas table as a tab-separated file without its index, atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format=float_format)
+    return Path(path)
 
 
 def read_json(path: str | Path):

@@ -1,11 +1,13 @@
 """Atomic writes, generate-once folders and the torch-file reader."""
 import json
 
+import pandas as pd
 import pytest
 import torch
 
 from desed_task.utils.errors import BadInput, MissingInput
-from desed_task.utils.files import atomic_path, ensure_generated, load_torch_file, read_json, write_bytes, write_json
+from desed_task.utils.files import (atomic_path, ensure_generated, load_torch_file, read_json, write_bytes, write_json,
+                                    write_tsv)
 
 
 def test_atomic_path_renames_on_success_and_keeps_the_old_file_on_failure(tmp_path):
@@ -22,12 +24,14 @@ def test_atomic_path_renames_on_success_and_keeps_the_old_file_on_failure(tmp_pa
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]  # no temporary file left
 
 
-def test_write_and_read_json(tmp_path):
+def test_write_and_read_json_and_tsv(tmp_path):
     path = write_json(tmp_path / "m.json", {"b": 1, "a": [1.5]}, indent=2, sort_keys=True)
     assert path.read_text() == json.dumps({"a": [1.5], "b": 1}, indent=2)
     assert read_json(path) == {"a": [1.5], "b": 1}
     assert read_json(tmp_path / "absent.json") is None
     assert read_json(write_bytes(tmp_path / "cut.json", b'{"a": ')) is None
+    table = pd.DataFrame({"filename": ["a.wav"], "duration": [1.23456]})
+    assert write_tsv(table, tmp_path / "d.tsv", "%.3f").read_text() == "filename\tduration\na.wav\t1.235\n"
 
 
 def test_ensure_generated_builds_once_per_recipe_and_redoes_an_interrupted_build(tmp_path):
@@ -64,4 +68,5 @@ def test_load_torch_file_errors_name_the_file(tmp_path):
     torch.save(torch.zeros(3), tmp_path / "tensor.pt")
     with pytest.raises(BadInput, match="tensor.pt: a checkpoint must hold a dict, found Tensor"):
         load_torch_file(tmp_path / "tensor.pt", weights_only=True)
-    assert torch.equal(load_torch_file(tmp_path / "tensor.pt", weights_only=True, expected=torch.Tensor), torch.zeros(3))
+    tensor = load_torch_file(tmp_path / "tensor.pt", weights_only=True, expected=torch.Tensor)
+    assert torch.equal(tensor, torch.zeros(3))
