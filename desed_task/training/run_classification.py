@@ -17,9 +17,9 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from desed_task.training.classification import ClassificationTask
-from desed_task.utils.files import write_json
 from desed_task.training.run import trainer_devices, trainer_precision
 from desed_task.utils.config import save_config
+from desed_task.utils.files import write_json
 from desed_task.utils.seed import seed_everything
 
 log = logging.getLogger(__name__)
