@@ -9,7 +9,7 @@ import torch
 MIXUP_LABEL_TYPES = ("soft", "hard")
 
 
-def _beta_sample(alpha: float, beta: float, generator: torch.Generator | None) -> float:
+def beta_sample(alpha: float, beta: float, generator: torch.Generator | None) -> float:
     """One Beta(alpha, beta) draw from two Gamma draws made with ``generator``."""
     gammas = torch._standard_gamma(torch.tensor([alpha, beta], dtype=torch.float64), generator=generator)
     return float(gammas[0] / gammas.sum())
@@ -40,7 +40,7 @@ def mixup(
     if permutation is None:
         permutation = torch.randperm(features.shape[0], generator=generator)
     permutation = permutation.to(features.device)
-    c = _beta_sample(alpha, beta, generator) if mix_weight is None else float(mix_weight)
+    c = beta_sample(alpha, beta, generator) if mix_weight is None else float(mix_weight)
     mixed = c * features + (1 - c) * features[permutation]
     outputs = (mixed,)
     if targets is not None:

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 from desed_task.data.build import build_strong_val_dataset
 from desed_task.evaluation import threshold_independent_psds
 from desed_task.features.atst import ATSTFrontend
-from desed_task.features.augment import _beta_sample, frequency_warp, mixup
+from desed_task.features.augment import beta_sample, frequency_warp, mixup
 from desed_task.features.mel import amplitude_to_db
 from desed_task.nnet.atst import ATSTSED
 from desed_task.nnet.checkpoint import load_state_dict_by_name
@@ -143,7 +143,7 @@ class ATSTSEDTask(SEDTask):
             if size == 0:
                 continue
             permutation = torch.randperm(size, generator=self.augment_generator)
-            weight = _beta_sample(0.2, 0.2, self.augment_generator)
+            weight = beta_sample(0.2, 0.2, self.augment_generator)
             draws[part] = (mask, permutation, weight)
             for tensor in features:
                 tensor[mask] = mixup(tensor[mask], permutation=permutation, mix_weight=weight)
