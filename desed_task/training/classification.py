@@ -23,7 +23,7 @@ Config sections read here (everything else is free for subclasses):
 Validation and test log ``<stage>/loss``, ``/acc``, ``/macro_acc`` (mean of per-class accuracies),
 ``/acc_class.<class>``, ``/acc_group.<group>``, ``/loss_group.<group>``, ``/count_group.<group>``
 and ``/acc_set.<set>`` to the Trainer's loggers (TensorBoard); the test metrics are also written to
-``<log_dir>/results.json``.
+``<log_dir>/test_metrics.json``.
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ class ClassificationTask(pl.LightningModule):
         class_names: class names in label order.
         train_data, valid_data, test_data: datasets of item dicts (see the module docstring).
         group_names: names of the ``group`` ids of the items (e.g. devices), empty when items have none.
-        log_dir: where ``results.json`` goes.
+        log_dir: where ``test_metrics.json`` goes.
     The network is ``self.model`` and the frontend ``self.frontend`` (an ``nn.Identity`` by default).
     """
 
@@ -270,4 +270,4 @@ class ClassificationTask(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.test_results = self.collect_test_metrics()
         if self.test_results and self.trainer.is_global_zero:
-            write_json_atomic(self.test_results, self.log_dir / "results.json")
+            write_json_atomic(self.test_results, self.log_dir / "test_metrics.json")

@@ -200,7 +200,7 @@ class ContrastiveModel(nn.Module):
 class ContrastiveTask(UCLSERTask):
     """Contrastive pre-training (NT-Xent, ``learn.temp``), monitored by kNN (``learn.knn_k``) on the
     validation split; writes the best encoder to ``<log_dir>/<Net>_best.pth`` and the final kNN
-    metrics to ``results.json``."""
+    metrics to ``test_metrics.json``."""
 
     def build_model(self) -> nn.Module:
         encoder = self.build_encoder()
