@@ -45,6 +45,13 @@ bench: install
 clean:
 	rm -rf $(VENV) exp
 
+# The late-fusion baseline without downloads: a small random PANNs stands in for the pretrained one (proves the
+# pipeline, not the scores).
+.PHONY: demo-pretrained
+demo-pretrained: install
+	rm -rf exp/demo_pretrained
+	$(PY) recipes/dcase2022_task4_baseline/demo_pretrained.py
+
 .PHONY: demo-uclser
 demo-uclser: install
 	rm -rf exp/demo_uclser

@@ -350,6 +350,9 @@ def single_run(
         task = build_sed_task(task_cls, config, log_dir_path, evaluation, checkpoint, strong_real)
     else:
         task = build_classifier_task(system, task_cls, config, log_dir_path, checkpoint)
+    parameters = [(p.numel(), p.requires_grad) for p in task.parameters()]
+    log.info("%s: %s parameters, %s trainable", task_cls.__name__, f"{sum(n for n, _ in parameters):,}",
+             f"{sum(n for n, trainable in parameters if trainable):,}")
     rank_zero_only(save_config)(config, log_dir_path / "config.yaml")
     if resume_from_checkpoint is not None:  # the logger writes hparams.yaml only when absent: renew it
         rank_zero_only((log_dir_path / "hparams.yaml").unlink)(missing_ok=True)
@@ -382,6 +385,7 @@ def single_run(
         limit_test_batches=limit,
         deterministic=training.get("deterministic", False),
         enable_progress_bar=training.get("enable_progress_bar", True),
+        enable_model_summary=False,  # its table reports "FLOPs 0" for these models; the line above counts parameters
         use_distributed_sampler=not system.sed,  # the SED batch sampler shards itself
     )
     if checkpoint is None:

@@ -2,6 +2,9 @@
 (in the YAML file and on the command line), bad input as one line with exit 2 and nothing written, and, on
 each family's tiny mini data, the same outputs in a fresh run folder and `--test_from_checkpoint`."""
 import json
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -112,3 +115,23 @@ def test_every_family_writes_the_same_outputs_and_retests_in_a_fresh_folder(syst
     assert json.loads((log_dir / "version_1" / "test_metrics.json").read_text()) == pytest.approx(retested)
     if system != "sed":  # SED tests its best epoch, which fast_dev_run need not make the last one
         assert retested == pytest.approx(trained)
+
+
+@pytest.mark.slow  # two interpreter start-ups plus a 2-process launch (~40 CPU-seconds); run by .ci/run
+def test_clip_classification_two_process_ddp_equals_one_process_test(family_args, tmp_path):
+    """UCLSER linear evaluation trained for one epoch with 2 CPU processes (Lightning's launcher re-runs the
+    recipe): rank 0 alone writes the outputs, and the test metrics, gathered from both ranks, equal a
+    one-process test of the written checkpoint."""
+    conf, overrides = family_args["uclser"]
+    log_dir = tmp_path / "ddp"
+    common = [sys.executable, str(REPO / "recipes/uclser20/main_train.py"), "--conf_file", str(REPO / conf),
+              "--scores_file", "", *overrides, "training.n_epochs=1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([*common, "--log_dir", str(log_dir), "--accelerator", "cpu", "--devices", "2"], check=True,
+                   env=env, cwd=tmp_path, timeout=600)
+    assert not (log_dir / "version_1").exists()
+    ddp = json.loads((log_dir / "test_metrics.json").read_text())
+    single = main(["--conf_file", str(REPO / conf), "--scores_file", "", "--gpus", "0", "--log_dir",
+                   str(tmp_path / "single"), "--test_from_checkpoint", str(log_dir / "last.ckpt"), *overrides,
+                   "training.n_epochs=1"], system="uclser")
+    assert ddp == pytest.approx(single)
