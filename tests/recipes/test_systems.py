@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from desed_task.data.mini_tau22 import ensure_mini_tau22
+from desed_task.inference.__main__ import main as detect
 from desed_task.training.registry import SYSTEMS
 from desed_task.training.run import build_parser, main
 
@@ -101,7 +102,7 @@ def family_args(tiny_overrides):
 
 
 @pytest.mark.parametrize("system", ["sed", "cp_mobile", "uclser"])
-def test_every_family_writes_the_same_outputs_and_retests_in_a_fresh_folder(system, family_args, tmp_path):
+def test_every_family_writes_the_same_outputs_and_retests_in_a_fresh_folder(system, family_args, tmp_path, capsys):
     conf, overrides = family_args[system]
     log_dir = tmp_path / "run"
     common = ["--conf_file", str(REPO / conf), "--gpus", "0", "--fast_dev_run", "--scores_file", ""]
@@ -115,6 +116,8 @@ def test_every_family_writes_the_same_outputs_and_retests_in_a_fresh_folder(syst
     assert json.loads((log_dir / "version_1" / "test_metrics.json").read_text()) == pytest.approx(retested)
     if system != "sed":  # SED tests its best epoch, which fast_dev_run need not make the last one
         assert retested == pytest.approx(trained)
+        assert detect(["--checkpoint", str(log_dir / "last.ckpt"), str(tmp_path), "--out", str(tmp_path / "det")]) == 2
+        assert f"a {system} checkpoint" in capsys.readouterr().err and not (tmp_path / "det").exists()
 
 
 @pytest.mark.slow  # two interpreter start-ups plus a 2-process launch (~40 CPU-seconds); run by .ci/run
