@@ -25,8 +25,9 @@ demo: install
 
 # CP-JKU DCASE23 Task 1 on the generated mini TAU22: distillation training, then a short QAT (int8).
 demo-cpjku: install
+	rm -rf exp/demo_cpjku
 	$(PY) recipes/cpjku_dcase23/run_training.py --conf_file confs/cpjku_dcase23/demo.yaml --log_dir exp/demo_cpjku/training --gpus 0
-	$(PY) recipes/cpjku_dcase23/run_qat.py --conf_file confs/cpjku_dcase23/demo_qat.yaml --checkpoint exp/demo_cpjku/training/checkpoints/last.ckpt --log_dir exp/demo_cpjku/qat --gpus 0
+	$(PY) recipes/cpjku_dcase23/run_qat.py --conf_file confs/cpjku_dcase23/demo_qat.yaml --checkpoint exp/demo_cpjku/training/last.ckpt --log_dir exp/demo_cpjku/qat --gpus 0
 
 # ATST-SED on the mini DESED: stage 1 (frozen small ATST), then stage 2 from stage 1's best checkpoint with the
 # stage-2 settings of confs/atst_sed/stage2.yaml (const_max 70, fixed EMA, every ATST group trained, cosine decay).
@@ -44,6 +45,14 @@ bench: install
 clean:
 	rm -rf $(VENV) exp
 
+# The late-fusion baseline without downloads: a small random PANNs stands in for the pretrained one (proves the
+# pipeline, not the scores).
+.PHONY: demo-pretrained
+demo-pretrained: install
+	rm -rf exp/demo_pretrained
+	$(PY) recipes/dcase2022_task4_baseline/demo_pretrained.py
+
 .PHONY: demo-uclser
 demo-uclser: install
+	rm -rf exp/demo_uclser
 	$(PY) recipes/uclser20/demo.py --log_dir exp/demo_uclser

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -54,28 +55,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def expand_inputs(inputs) -> tuple[list[Path], list[Skipped]]:
-    """Files of the inputs (a folder's non-hidden files in name order); missing inputs and files whose outputs
-    would collide with an earlier file's (same name without extension) are skipped."""
-    paths, skipped, owners = [], [], {}
+def expand_inputs(inputs) -> tuple[list[Path], dict[Path, str], list[Skipped]]:
+    """Files of the inputs (a folder's non-hidden files in name order), the output name of each, and the
+    skipped inputs. The output name is the file name without its extension, or the whole file name when
+    several inputs share that stem (`a.wav` and `a.ogg`); inputs whose whole names collide too (the same
+    file name in two folders) are skipped after the first."""
+    files, skipped = [], []
     for item in map(Path, inputs):
         if item.is_dir():
-            files = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith("."))
-            if not files:
+            found = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith("."))
+            if not found:
                 skipped.append(Skipped(item, f"{item}: folder without files"))
+            files += found
         elif item.is_file():
-            files = [item]
+            files.append(item)
         else:
             skipped.append(Skipped(item, f"{item}: file not found"))
-            continue
-        for path in files:
-            clip = audio_id(path.name)
-            if clip in owners:
-                skipped.append(Skipped(path, f"{path}: same output name {clip!r} as {owners[clip]}"))
-            else:
-                owners[clip] = path
-                paths.append(path)
-    return paths, skipped
+    stems = Counter(audio_id(path.name) for path in files)
+    paths, names, owners = [], {}, {}
+    for path in files:
+        name = audio_id(path.name) if stems[audio_id(path.name)] == 1 else path.name
+        if name in owners:
+            skipped.append(Skipped(path, f"{path}: same output name {name!r} as {owners[name]}"))
+        else:
+            owners[name], names[path] = path, name
+            paths.append(path)
+    return paths, names, skipped
 
 
 def write_score_tsv(table: pd.DataFrame, path: Path) -> None:
@@ -86,13 +91,13 @@ def write_score_tsv(table: pd.DataFrame, path: Path) -> None:
         np.savetxt(handle, table.to_numpy(np.float64), fmt="%.9g", delimiter="\t")
 
 
-def write_file_outputs(result: FileResult, out: Path, plot: bool, model: str) -> None:
-    """Scores, detections and (optionally) the figure of one file."""
-    write_score_tsv(result.scores, out / "scores" / f"{result.clip_id}.tsv")
-    write_tsv(result.detections, out / "detections" / f"{result.clip_id}.tsv", "%.3f")
+def write_file_outputs(result: FileResult, out: Path, plot: bool, model: str, name: str) -> None:
+    """Scores, detections and (optionally) the figure of one file, under its output `name`."""
+    write_score_tsv(result.scores, out / "scores" / f"{name}.tsv")
+    write_tsv(result.detections, out / "detections" / f"{name}.tsv", "%.3f")
     if plot:
         from desed_task.inference.plot import save_detection_plot  # matplotlib only when plotting
-        save_detection_plot(result, out / "plots" / f"{result.clip_id}.png", title=f"{result.path.name} ({model})")
+        save_detection_plot(result, out / "plots" / f"{name}.png", title=f"{result.path.name} ({model})")
 
 
 def main(argv=None) -> int:
@@ -110,7 +115,7 @@ def main(argv=None) -> int:
     except (InputError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    paths, skipped = expand_inputs(args.inputs)
+    paths, names, skipped = expand_inputs(args.inputs)
     total_windows = 0
     for path in paths:
         try:
@@ -124,7 +129,7 @@ def main(argv=None) -> int:
             skipped.append(result)
             bar.write(f"skipped: {result.reason}", file=sys.stderr)
             continue
-        write_file_outputs(result, out, args.plot, args.model)
+        write_file_outputs(result, out, args.plot, args.model, names[result.path])
         detections.append(result.detections)
         durations.append((result.path.name, result.duration))
         n_done += 1

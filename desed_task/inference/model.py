@@ -4,20 +4,21 @@ The config is the checkpoint's `hyper_parameters` (saved by `SEDTask.save_hyperp
 official DCASE baseline); with an explicit config file, `training.run.checkpoint_architecture` takes the
 architecture sections (feats, net, scaler) from the checkpoint and the rest from the file, as
 `--test_from_checkpoint` does. Weights load with `training.sed.load_sed_checkpoint` (official key names;
-the official `mel_spec.*` buffers are ignored). The task class comes from the `TASK_FAMILIES` registry:
-the first family whose config section is present in the config, else `SEDTask`. A new family registers
-its class there; if its `detect` needs more than the log-mel, the class overrides the
-`SEDTask.inference_inputs` hook, which validation, test and inference all call.
+the official `mel_spec.*` buffers are ignored). The task class comes from the system registry
+(`training.registry`: the system whose `marker` section the config has, else `SEDTask`); a clip
+classifier's checkpoint (CP-Mobile, UCLSER) is refused with its system's name and test command. If a
+new system's `detect` needs more than the log-mel, its class overrides the `SEDTask.inference_inputs`
+hook, which validation, test and inference all call.
 """
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
+from desed_task.training.registry import system_of_config
 from desed_task.training.run import checkpoint_architecture
 from desed_task.training.run import read_checkpoint as read_checkpoint_file
 from desed_task.training.sed import SEDTask, load_sed_checkpoint
@@ -31,18 +32,6 @@ class CheckpointError(BadInput):
     """A checkpoint that cannot be used for inference; the message names the file."""
 
 
-@dataclass(frozen=True)
-class TaskFamily:
-    """A trainer class (`"module:Class"`, imported on use) and the config section that identifies its checkpoints."""
-
-    name: str
-    config_section: str
-    task_class: str
-
-    def load_class(self) -> type[SEDTask]:
-        return import_task_class(self.task_class)
-
-
 def import_task_class(spec: str) -> type[SEDTask]:
     """The `SEDTask` subclass named `"package.module:Class"`."""
     module, _, name = spec.partition(":")
@@ -52,18 +41,19 @@ def import_task_class(spec: str) -> type[SEDTask]:
     return task_cls
 
 
-TASK_FAMILIES: list[TaskFamily] = [
-    TaskFamily("irct", "irct", "desed_task.training.irct:IRCTTask"),
-    TaskFamily("atst_sed", "atst_feats", "desed_task.training.atst_sed:ATSTSEDStage1"),
-]
-
-
 def task_class_for(config: Mapping) -> type[SEDTask]:
-    """The trainer class of a config: the first registered family whose section it has, else `SEDTask`."""
-    for family in TASK_FAMILIES:
-        if isinstance(config.get(family.config_section), Mapping):
-            return family.load_class()
-    return SEDTask
+    """The trainer class of a config: its registered system's (`training.registry`, by marker section), else
+    `SEDTask`."""
+    system = system_of_config(config)
+    return system.task_class(config) if system is not None and system.sed else SEDTask
+
+
+def refuse_clip_classifier(checkpoint: Mapping, source) -> None:
+    """A `CheckpointError` naming the system of a clip-classifier checkpoint and the command that tests it."""
+    system = system_of_config(checkpoint.get("hyper_parameters") or {})
+    if system is not None and not system.sed:
+        raise CheckpointError(f"{source}: a {system.name} checkpoint ({system.description}), not a sound event "
+                              f"detector; test it with python {system.recipe} --test_from_checkpoint {source}")
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -93,6 +83,7 @@ def load_task(checkpoint: str | Path | Mapping, conf_file: str | Path | None = N
     source = checkpoint if not isinstance(checkpoint, Mapping) else "checkpoint"
     if not isinstance(checkpoint, Mapping):
         checkpoint = read_checkpoint(checkpoint)
+    refuse_clip_classifier(checkpoint, source)
     config = checkpoint_config(checkpoint, source, conf_file)
     task_cls = task_cls or task_class_for(config)
     try:

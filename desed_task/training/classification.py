@@ -23,7 +23,7 @@ Config sections read here (everything else is free for subclasses):
 Validation and test log ``<stage>/loss``, ``/acc``, ``/macro_acc`` (mean of per-class accuracies),
 ``/acc_class.<class>``, ``/acc_group.<group>``, ``/loss_group.<group>``, ``/count_group.<group>``
 and ``/acc_set.<set>`` to the Trainer's loggers (TensorBoard); the test metrics are also written to
-``<log_dir>/results.json``.
+``<log_dir>/test_metrics.json``.
 """
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from desed_task.training.schedulers import warmup_linear_decay_factor
-from desed_task.training.distributed import seed_worker
+from desed_task.training.distributed import gather_objects, rank_shard, seed_worker
 from desed_task.utils.files import write_json
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class ClassificationTask(pl.LightningModule):
         class_names: class names in label order.
         train_data, valid_data, test_data: datasets of item dicts (see the module docstring).
         group_names: names of the ``group`` ids of the items (e.g. devices), empty when items have none.
-        log_dir: where ``results.json`` goes.
+        log_dir: where ``test_metrics.json`` goes.
     The network is ``self.model`` and the frontend ``self.frontend`` (an ``nn.Identity`` by default).
     """
 
@@ -202,10 +202,20 @@ class ClassificationTask(pl.LightningModule):
         training = self.config["training"]
         workers = int(training.get("num_workers", 0))
         batch_size = int(training["batch_size"] if train else training.get("batch_size_val", training["batch_size"]))
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train,
+        sampler = None
+        if self.n_ranks > 1:  # the loaders shard themselves (the runner turns Lightning's sampler injection off)
+            sampler = (DistributedSampler(dataset, self.n_ranks, self.global_rank, shuffle=True, seed=self.seed,
+                                          drop_last=True) if train
+                       else rank_shard(list(range(len(dataset))), self.global_rank, self.n_ranks))
+        return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
                           drop_last=train and bool(training.get("drop_last", True)) and len(dataset) >= batch_size,
                           num_workers=workers, worker_init_fn=seed_worker, persistent_workers=workers > 0,
                           generator=torch.Generator().manual_seed(self.seed + self.global_rank))
+
+    @property
+    def n_ranks(self) -> int:
+        """Number of training processes (1 outside a Trainer)."""
+        return self.trainer.world_size if self._trainer is not None else 1
 
     def train_dataloader(self):
         return self._loader(self.train_data, train=True)
@@ -218,21 +228,21 @@ class ClassificationTask(pl.LightningModule):
 
     # ------------------------------------------------------------------ evaluation
     def record_logits(self, stage: str, logits: Tensor, batch: dict) -> None:
-        """Keep an evaluation batch's logits, labels and groups (from all ranks) until ``stage_metrics``."""
+        """Keep an evaluation batch's logits, labels and groups (of this rank's share) until ``stage_metrics``."""
         values = {"logits": logits.detach().float(), "label": batch["label"]}
         if "group" in batch:
             values["group"] = batch["group"]
-        distributed = self.trainer is not None and self.trainer.world_size > 1
-        if distributed:
-            values = {key: value.reshape(-1, *value.shape[2:]) for key, value in self.all_gather(values).items()}
         self._outputs.setdefault(stage, []).append({key: value.cpu() for key, value in values.items()})
 
     def stage_metrics(self, stage: str) -> dict[str, float]:
         """Metrics of everything recorded under ``stage`` (then forgotten), logged under ``<stage>/...``."""
         outputs = self._outputs.pop(stage, [])
-        if not outputs:
+        merged = {key: torch.cat([item[key] for item in outputs]) for key in outputs[0]} if outputs else {}
+        if self.n_ranks > 1:  # every rank's share, in rank order (a rank's share may be empty)
+            parts = [part for part in gather_objects(merged) if part]
+            merged = {key: torch.cat([part[key] for part in parts]) for key in parts[0]} if parts else {}
+        if not merged:
             return {}
-        merged = {key: torch.cat([item[key] for item in outputs]) for key in outputs[0]}
         metrics = classification_metrics(
             merged["logits"], merged["label"], self.class_names, merged.get("group"), self.group_names,
             (self.config.get("evaluation") or {}).get("group_sets"), prefix=stage)
@@ -260,4 +270,4 @@ class ClassificationTask(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.test_results = self.collect_test_metrics()
         if self.test_results and self.trainer.is_global_zero:
-            write_json(self.log_dir / "results.json", self.test_results, indent=2, sort_keys=True)
+            write_json(self.log_dir / "test_metrics.json", self.test_results, indent=2, sort_keys=True)

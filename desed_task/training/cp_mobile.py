@@ -19,7 +19,6 @@ nnet/cp_mobile.py, nnet/quantization.py, this module, training/run_cp_mobile.py.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 
 import torch
@@ -73,26 +72,6 @@ OFFICIAL_FLAGS = {
     "teacher_logits": ("data", "teacher_logits", str),
     "dir_path": ("data", "dir_path", str),
 }
-
-
-def add_official_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The official recipe flags (default: the config's value), plus ``--experiment_name``."""
-    group = parser.add_argument_group("official CP-JKU flags (override the config)")
-    for flag, (section, key, kind) in OFFICIAL_FLAGS.items():
-        group.add_argument(f"--{flag}", type=kind, default=None, help=f"{section}.{key}")
-    group.add_argument("--experiment_name", default=None, help="run name (config run_name)")
-    return parser
-
-
-def apply_official_flags(config: dict, args: argparse.Namespace) -> dict:
-    """``config`` with every official flag given on the command line written into its place."""
-    for flag, (section, key, _) in OFFICIAL_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            config.setdefault(section, {})[key] = value
-    if getattr(args, "experiment_name", None):
-        config["run_name"] = args.experiment_name
-    return config
 
 
 def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float,

@@ -31,6 +31,13 @@ def gather_objects(value) -> list:
     return values
 
 
+def rank_shard(items: list, rank: int, n_ranks: int) -> list:
+    """This rank's contiguous share of `items` for evaluation: every item on exactly one rank (no padding
+    repeats, unlike `DistributedSampler`), so metrics over the gathered shares equal single-process ones."""
+    bounds = np.linspace(0, len(items), n_ranks + 1).round().astype(int)
+    return items[bounds[rank]:bounds[rank + 1]]
+
+
 def broadcast_from_rank0(value):
     """Rank 0's `value` on every rank (metrics are computed once, on rank 0)."""
     if world_size() == 1:

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from desed_task.data.fsdnoisy18k import EvaluationPatchDataset, clip_batches, collate_clip_patches
 from desed_task.nnet.uclser import ProjectionHead, UCLSEREncoder, build_uclser_encoder, load_official_state_dict
 from desed_task.training.classification import ClassificationTask
+from desed_task.training.distributed import rank_shard
 from desed_task.utils.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,8 @@ class UCLSERTask(ClassificationTask):
         training = self.config["training"]
         max_patches = int(training.get("batch_size_val", training["batch_size"]))
         workers = int(training.get("num_workers", 0))
-        return DataLoader(dataset, batch_sampler=clip_batches(dataset, max_patches), collate_fn=collate_clip_patches,
+        batches = rank_shard(clip_batches(dataset, max_patches), self.global_rank, self.n_ranks)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_clip_patches,
                           num_workers=workers, persistent_workers=workers > 0)
 
     def val_dataloader(self):
@@ -203,7 +205,7 @@ class ContrastiveModel(nn.Module):
 class ContrastiveTask(UCLSERTask):
     """Contrastive pre-training (NT-Xent, ``learn.temp``), monitored by kNN (``learn.knn_k``) on the
     validation split; writes the best encoder to ``<log_dir>/<Net>_best.pth`` and the final kNN
-    metrics to ``results.json``."""
+    metrics to ``test_metrics.json``."""
 
     def build_model(self) -> nn.Module:
         encoder = self.build_encoder()

@@ -1,12 +1,9 @@
 """CP-JKU DCASE 2023 Task 1: quantisation-aware training of a trained CP-Mobile, int8 validation each epoch.
 
-python recipes/cpjku_dcase23/run_qat.py --checkpoint exp/cpjku_dcase23/training/checkpoints/last.ckpt \
-    --data_dir PATH/TAU-urban-acoustic-scenes-2022-mobile-development --gpus 1
+python recipes/cpjku_dcase23/run_qat.py --checkpoint exp/cpjku_dcase23/training/last.ckpt \
+    --data_dir PATH/TAU-urban-acoustic-scenes-2022-mobile-development [--gpus 1]
 """
-import logging
-
-from desed_task.training.run_cp_mobile import main
+from desed_task.training.run import main
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    main(qat=True)
+    main(system="cp_mobile_qat")

@@ -5,11 +5,7 @@
     python recipes/dcase2022_task4_baseline/train_pretrained.py \
         --conf_file confs/dcase2022_task4_baseline/pretrained_ast_frame.yaml --log_dir exp/2022_pretrained_ast
 """
-from desed_task.training.pretrained import PretrainedSEDTask
-from desed_task.training.run import build_parser, main
+from desed_task.training.run import main
 
 if __name__ == "__main__":
-    parser = build_parser("Train and test the CRNN with late fusion of pretrained-model embeddings.")
-    parser.set_defaults(conf_file="./confs/dcase2022_task4_baseline/pretrained_ast_frame.yaml",
-                        log_dir="./exp/2022_pretrained")
-    main(task_cls=PretrainedSEDTask, parser=parser)
+    main(system="pretrained")

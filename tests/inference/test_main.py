@@ -14,7 +14,7 @@ import torch
 from desed_task.data.mini import ensure_mini_dataset, mini_config_paths
 from desed_task.evaluation import load_score_tables
 from desed_task.inference import load_task
-from desed_task.inference.__main__ import main, write_score_tsv
+from desed_task.inference.__main__ import expand_inputs, main, write_score_tsv
 from desed_task.training import run
 from desed_task.training.irct import IRCTTask
 
@@ -158,3 +158,14 @@ def test_score_tsv_keeps_float32_scores_exactly(tmp_path):
     assert list(loaded.columns) == list(table.columns) and not list((tmp_path / "scores").glob(".*"))
     np.testing.assert_array_equal(loaded["Dog"].to_numpy(np.float32), table["Dog"].to_numpy(np.float32))
     np.testing.assert_allclose(loaded.to_numpy(), table.to_numpy(), rtol=1e-8, atol=0)
+
+
+def test_files_with_the_same_stem_get_their_own_outputs(tmp_path):
+    for name in ("a.wav", "a.ogg", "b.wav"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "b.wav").write_bytes(b"")
+    paths, names, skipped = expand_inputs([tmp_path, tmp_path / "other"])
+    assert {path.relative_to(tmp_path).as_posix(): name for path, name in names.items()} == {
+        "a.ogg": "a.ogg", "a.wav": "a.wav", "b.wav": "b.wav"}
+    assert [s.path.relative_to(tmp_path).as_posix() for s in skipped] == ["other/b.wav"]

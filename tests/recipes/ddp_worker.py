@@ -130,5 +130,4 @@ if __name__ == "__main__":
             segment.append(arg)
     for recipe, *argv in [*segments, segment]:
         CURRENT["log_dir"] = argv[argv.index("--log_dir") + 1]
-        run.main(argv, task_cls=recording({"sed": SEDTask, "irct": IRCTTask}[recipe]),
-                 parser=run.build_parser("DDP test"))
+        run.main(argv, task_cls=recording({"sed": SEDTask, "irct": IRCTTask}[recipe]))

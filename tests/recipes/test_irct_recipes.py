@@ -16,7 +16,7 @@ from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.crnn import CRNN
 from desed_task.training import sed
 from desed_task.training.irct import IRCTTask
-from desed_task.training.run import build_parser, main
+from desed_task.training.run import main
 from desed_task.training.probe import ProbeTask
 from desed_task.utils.scores import read_score_blocks
 
@@ -60,7 +60,7 @@ def no_plots(monkeypatch):
 def run(conf, task_cls, log_dir, scores_file, overrides, *flags):
     argv = ["--conf_file", conf, "--log_dir", str(log_dir), "--gpus", "0", "--scores_file", str(scores_file), *flags,
             "--set", *overrides]
-    return main(argv, task_cls=task_cls, parser=build_parser("test"))
+    return main(argv, task_cls=task_cls)
 
 
 @pytest.mark.parametrize("placement, batches", [("input", SMALL_BATCHES), ("l3", []), ("l9", SMALL_BATCHES)])

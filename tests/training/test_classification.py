@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from desed_task.training.classification import ClassificationTask, classification_metrics
-from desed_task.training.run_classification import fit_and_test
+from desed_task.training.registry import System
+from desed_task.training.run import single_run
 from desed_task.training.schedulers import warmup_linear_decay_factor
 
 
@@ -90,12 +91,19 @@ def test_optimizer_and_scheduler_from_config():
 
 
 def test_tiny_fit_learns_and_writes_results(tmp_path):
-    task = LinearTask(toy_config(), ["neg", "pos"], train_data=ToyItems(64), valid_data=ToyItems(32, seed=1),
-                      group_names=["g0", "g1"], log_dir=tmp_path)
-    results = fit_and_test(task, tmp_path)
+    """A toy system run by the common runner (a registry entry that is not registered)."""
+    built = []
+
+    def toy_data(config, log_dir):
+        return {"class_names": ["neg", "pos"], "train_data": ToyItems(64), "valid_data": ToyItems(32, seed=1),
+                "group_names": ["g0", "g1"]}
+
+    toy = System("toy", "a linear classifier", LinearTask, "", "", (), data=toy_data, monitor=None,
+                 finish=lambda task, results, config, log_dir: built.append(task))
+    results = single_run(toy_config(), str(tmp_path), gpus="0", system=toy)
     assert results["test/acc"] >= 0.9
     assert results["test/count_group.g0"] == 16 and results["test/acc_set.all"] == results["test/acc"]
-    assert json.loads((tmp_path / "results.json").read_text()) == pytest.approx(results)
-    assert task.validation_results["val/acc"] == results["test/acc"]  # same data, same weights
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((tmp_path / "test_metrics.json").read_text()) == pytest.approx(results)
+    assert built[0].validation_results["val/acc"] == results["test/acc"]  # same data, same weights
+    assert (tmp_path / "last.ckpt").is_file()
     assert list(tmp_path.glob("events.out.tfevents.*"))
