@@ -51,6 +51,7 @@ from desed_task.features.mel import MelFrontend, amplitude_to_db
 from desed_task.features.scaler import TorchScaler
 from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.crnn import CRNN
+from desed_task.postprocess.report import postprocessed_metrics
 from desed_task.training.schedulers import ExponentialWarmup, exponential_rampup
 from desed_task.utils.errors import BadInput
 
@@ -711,7 +712,7 @@ class SEDTask(pl.LightningModule):
         targets = torch.stack(outputs["target"]).numpy()
         results: dict[str, float] = {}
         for model in MODELS:
-            _, scores = self._decode(outputs[f"{model}_strong"], outputs["file_id"], durations)
+            raw, scores = self._decode(outputs[f"{model}_strong"], outputs["file_id"], durations)
             self._write_scores(scores, self.log_dir / "test_scores" / model)
             scores = self._present_classes(scores, ground_truth)
             curves: dict = {}
@@ -722,6 +723,8 @@ class SEDTask(pl.LightningModule):
             for name, value in report.items():
                 if isinstance(value, (int, float)) and name != "threshold":
                     results[f"test/{model}/{name}"] = float(value)
+            results.update(postprocessed_metrics(raw, ground_truth, durations, training.get("postprocess"),
+                                                 f"test/{model}", plain=results))
             self._plot_psd_roc(model, curves)
             macro, per_class = weak_f1(torch.stack(outputs[f"{model}_weak"]).numpy(), targets,
                                        self.encoder.labels, threshold=0.5)
