@@ -178,10 +178,11 @@ def tune(method: str, scores: dict[str, pd.DataFrame], ground_truth: pd.DataFram
     start = time.perf_counter()
     pieces = [class_pieces(table, ground_truth, durations, objective)
               for _, table in candidate_scores(stored, scores, candidates)]
-    choice, value = select(pieces, objective, tunable, candidates.index(default), shared=method == "median")
+    default_index = candidates.index(default)
+    choice, value = select(pieces, objective, tunable, default_index, shared=method == "median")
     kept = [label for label in classes if label not in present]
     tuning = {"objective": objective, "value": value, "candidates": len(candidates), "clips": len(clips),
               "seconds": round(time.perf_counter() - start, 3)}
     if kept and method != "median":
         tuning["defaults_kept"] = kept
-    return PostprocessParams(stored, classes, {label: dict(candidates[choice[label]]) for label in classes}, tuning)
+    return PostprocessParams(stored, classes, {label: dict(candidates[choice.get(label, default_index)]) for label in classes}, tuning)
