@@ -38,7 +38,9 @@ from desed_task.evaluation.decode import scores_to_detections
 from desed_task.evaluation.f1 import sed_eval_metrics
 from desed_task.evaluation.io import audio_id
 from desed_task.evaluation.psds import PSDS1, PSDS2, threshold_independent_psds
-from desed_task.postprocess.methods import median_filtered, require_sebbs, score_classes
+from desed_task.postprocess.methods import (
+    box_tables, change_points, median_filtered, merged_boxes, score_arrays, score_classes,
+)
 from desed_task.postprocess.params import PostprocessParams
 from desed_task.utils.errors import BadInput
 
@@ -75,15 +77,13 @@ def candidate_scores(method: str, scores: dict[str, pd.DataFrame], candidates: l
         for candidate in candidates:
             yield candidate, median_filtered(scores, {c: candidate["window"] for c in classes})
         return
-    csebbs, utils = require_sebbs()
+    arrays = score_arrays(scores, classes)
     for step, group in itertools.groupby(candidates, key=lambda c: c["step_filter_length"]):
-        predictor = csebbs.CSEBBsPredictor(step_filter_length=step, sound_classes=classes)
-        change_points = predictor._run_change_detection(scores, classes)
+        segments = change_points(arrays, [step] * len(classes))
         for candidate in group:
-            predictor.merge_threshold_abs = candidate["merge_threshold_abs"]
-            predictor.merge_threshold_rel = candidate["merge_threshold_rel"]
-            boxes = predictor._get_sebbs_from_change_detection(change_points, classes)
-            yield candidate, utils.sed_scores_from_sebbs(boxes, classes)
+            boxes = merged_boxes(segments, [candidate["merge_threshold_abs"]] * len(classes),
+                                 [candidate["merge_threshold_rel"]] * len(classes))
+            yield candidate, box_tables(segments, boxes, classes)
 
 
 def class_pieces(scores: dict[str, pd.DataFrame], ground_truth: pd.DataFrame, durations: dict[str, float],
