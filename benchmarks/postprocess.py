@@ -10,8 +10,9 @@ tuned on that validation set and scored on that test set instead ("validation ->
 "median" is one window for all classes (tuned); metrics: threshold-independent PSDS (sed_scores_eval algorithm)
 and the collar-based (event) macro F1 at threshold 0.5.
 
-Speed (unless `--no_timing`): tuning time of the class-wise median grid and of the published cSEBBs grid on
-synthetic score tables of the 1,168 DESED validation clips (`benchmarks/eval_speed.py`'s tables).
+Speed (unless `--no_timing`): tuning time (wall and process CPU seconds, with the load average: on a shared
+machine the CPU time is the closer figure) of the class-wise median grid and of the published cSEBBs grid
+on synthetic score tables of the 1,168 DESED validation clips (`benchmarks/eval_speed.py`'s tables).
 Prints a table and one JSON line.
 Usage: python benchmarks/postprocess.py [--anchors ../shared/anchors] [--no_timing] [--scores ... --test_scores ...]
 """
@@ -79,10 +80,12 @@ def timing(desed_root: Path) -> dict:
     labels = sorted(ground_truth["event_label"].dropna().unique())
     scores = synthetic_score_tables(ground_truth, durations, labels)
     results = {"timing_clips": len(scores), "cpu_count": os.cpu_count()}
+    results["load_average_1min"] = os.getloadavg()[0]
     for method in ("classwise_median", "csebbs"):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         params = tune(method, scores, ground_truth, durations, "psds1")
         results[f"tune_{method}_psds1_s"] = time.perf_counter() - start
+        results[f"tune_{method}_psds1_cpu_s"] = time.process_time() - cpu
         results[f"tune_{method}_candidates"] = params.tuning["candidates"]
     return results
 

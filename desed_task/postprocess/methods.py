@@ -41,18 +41,33 @@ def score_classes(scores: dict[str, pd.DataFrame]) -> list[str]:
     return list(next(iter(scores.values())).columns[2:])
 
 
+def table_from_arrays(times: np.ndarray, values: np.ndarray, columns: pd.Index) -> pd.DataFrame:
+    """A score table from frame boundaries (T + 1,) and scores (T, C), built in one piece (`columns`:
+    onset, offset, classes; one shared Index saves most of the construction time)."""
+    return pd.DataFrame(np.column_stack([times[:-1], times[1:], values]), columns=columns, copy=False)
+
+
+def table_columns(classes: list[str]) -> pd.Index:
+    return pd.Index(["onset", "offset", *classes])
+
+
 def median_filtered(scores: dict[str, pd.DataFrame], windows: dict[str, int]) -> dict[str, pd.DataFrame]:
-    """Every table median-filtered along time, class c with `windows[c]` frames (columns kept in place)."""
+    """Every table median-filtered along time, class c with `windows[c]` frames (columns in the first
+    table's order). Clips of equal length are filtered side by side in one `median_filter_scores` call."""
     classes = score_classes(scores)
-    per_class = [int(windows[label]) for label in classes]
-    filtered = {}
-    for clip, table in scores.items():
-        values = median_filter_scores(table[classes].to_numpy(dtype=np.float64), per_class)
-        out = pd.DataFrame(values, columns=classes)
-        out.insert(0, "offset", table["offset"].to_numpy())
-        out.insert(0, "onset", table["onset"].to_numpy())
-        filtered[clip] = out
-    return filtered
+    arrays = score_arrays(scores, classes)
+    per_class = np.array([int(windows[label]) for label in classes])
+    by_length: dict[int, list[str]] = {}
+    for clip, (_, values) in arrays.items():
+        by_length.setdefault(len(values), []).append(clip)
+    filtered, columns = {}, table_columns(classes)
+    for n_frames, clips in by_length.items():
+        side_by_side = np.concatenate([arrays[clip][1] for clip in clips], axis=1)
+        result = median_filter_scores(side_by_side, np.tile(per_class, len(clips)))
+        for index, clip in enumerate(clips):
+            part = result[:, index * len(classes):(index + 1) * len(classes)]
+            filtered[clip] = table_from_arrays(arrays[clip][0], part, columns)
+    return {clip: filtered[clip] for clip in scores}
 
 
 def score_arrays(scores: dict[str, pd.DataFrame], classes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -155,7 +170,7 @@ def box_tables(segments: Segments, boxes, classes: list[str]) -> dict[str, pd.Da
     n_classes = segments.n_classes
     clip_of = row // n_classes
     bounds = np.searchsorted(clip_of, np.arange(len(segments.clips) + 1))
-    tables = {}
+    tables, columns = {}, table_columns(classes)
     for index, clip in enumerate(segments.clips):
         part = slice(bounds[index], bounds[index + 1])
         if bounds[index] == bounds[index + 1]:
@@ -167,10 +182,7 @@ def box_tables(segments: Segments, boxes, classes: list[str]) -> dict[str, pd.Da
             cells = np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans) + np.repeat(start, spans)
             values = np.full((len(times) - 1, n_classes), -np.inf)
             values[cells, np.repeat(row[part] % n_classes, spans)] = np.repeat(confidence[part], spans)
-        table = pd.DataFrame(values, columns=classes)
-        table.insert(0, "offset", times[1:])
-        table.insert(0, "onset", times[:-1])
-        tables[clip] = table
+        tables[clip] = table_from_arrays(times, values, columns)
     return tables
 
 
