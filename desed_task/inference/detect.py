@@ -288,7 +288,7 @@ def detect_file(checkpoint_or_task, path: str | Path, model: str = "teacher", **
     """Detect events in one audio file of any length, rate and channel count.
 
     `checkpoint_or_task`: a checkpoint path or loaded dict, a `SEDTask`, or a `Detector`. `options` are
-    those of `Detector` (hop, taper, median_window, threshold, batch_size, device, precision).
+    those of `Detector` (hop, taper, median_window, threshold, batch_size, device, precision, postprocess).
     Returns (post-processed frame scores as a sed_scores_eval table, detections
     `filename onset offset event_label`). Raises `AudioInputError` naming an unusable file.
     """

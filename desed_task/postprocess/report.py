@@ -16,12 +16,17 @@ SUFFIX = "_postprocessed"
 def postprocessed_metrics(raw_scores: dict[str, pd.DataFrame], ground_truth: pd.DataFrame, durations: dict,
                           params_path, prefix: str, plain: dict[str, float] | None = None) -> dict[str, float]:
     """`{prefix}/<metric>_postprocessed` for every score metric of `sed_report` on the raw (unfiltered) score
-    tables post-processed with the parameter file `params_path`; {} when it is None. With `plain` (the
+    tables post-processed with the parameter file `params_path` (over the classes with ground-truth events in
+    the evaluated clips, as the plain test metrics); {} when it is None. With `plain` (the
     `{prefix}/<metric>` values without it), the headline metrics are logged side by side."""
     if not params_path:
         return {}
     params = load_params(params_path, score_classes(raw_scores))
-    report = sed_report(ground_truth, durations, scores=apply_postprocessing(raw_scores, params))
+    scores = apply_postprocessing(raw_scores, params)
+    absent = [label for label in params.classes if label not in set(ground_truth["event_label"])]
+    if absent:  # as the plain test metrics: over the classes present in the evaluated clips
+        scores = {clip: table.drop(columns=absent) for clip, table in scores.items()}
+    report = sed_report(ground_truth, durations, scores=scores)
     results = {f"{prefix}/{name}{SUFFIX}": float(value) for name, value in report.items()
                if isinstance(value, (int, float)) and name != "threshold"}
     if plain is not None:

@@ -714,6 +714,7 @@ class SEDTask(pl.LightningModule):
         for model in MODELS:
             raw, scores = self._decode(outputs[f"{model}_strong"], outputs["file_id"], durations)
             self._write_scores(scores, self.log_dir / "test_scores" / model)
+            self._write_scores(raw, self.log_dir / "test_scores_raw" / model)  # to tune post-processing on
             scores = self._present_classes(scores, ground_truth)
             curves: dict = {}
             with warnings.catch_warnings():  # psds_eval warns for every duplicate operating point
