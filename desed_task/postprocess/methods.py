@@ -4,9 +4,9 @@
 - `csebbs`: change-point sound event bounding boxes (Ebbers et al., Interspeech 2024). The change detection
   is the optional `sebbs` package's (AGPL-3.0; `pip install .[sebbs]`); the segment merging and the score
   tables are sebbs' algorithm vectorised over all clips and classes (tested equal to sebbs'
-  `CSEBBsPredictor` up to floating-point summation order), so that a tuning grid costs one change detection per filter length. Each box becomes
-  a constant score (its confidence) over its extent and -inf elsewhere, in sebbs' score-table format, so
-  every threshold-based metric scores the boxes.
+  `CSEBBsPredictor` up to floating-point summation order), so that a tuning grid costs one change
+  detection per filter length. Each box becomes a constant score (its confidence) over its extent and
+  -inf elsewhere, in sebbs' score-table format, so every threshold-based metric scores the boxes.
 """
 from __future__ import annotations
 
@@ -129,7 +129,8 @@ def merged_boxes(segments: Segments, merge_threshold_abs, merge_threshold_rel):
     Two neighbouring candidates merge (with the gap between them) when both exceed the gap's min score by
     less than the absolute threshold and by less than the relative factor (scores + 1e-3); rows with at
     least two candidates then score each box by its length-weighted mean over the merged segments with a
-    1e-6 guard, as sebbs does (equal up to the summation order, ~1e-16 relative). Returns (row, onset, offset, confidence) of every box.
+    1e-6 guard, as sebbs does (equal up to the summation order, ~1e-16 relative).
+    Returns (row, onset, offset, confidence) of every box.
     """
     row = segments.row
     class_of = row % segments.n_classes

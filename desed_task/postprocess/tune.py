@@ -185,4 +185,5 @@ def tune(method: str, scores: dict[str, pd.DataFrame], ground_truth: pd.DataFram
               "seconds": round(time.perf_counter() - start, 3)}
     if kept and method != "median":
         tuning["defaults_kept"] = kept
-    return PostprocessParams(stored, classes, {label: dict(candidates[choice.get(label, default_index)]) for label in classes}, tuning)
+    chosen = {label: dict(candidates[choice.get(label, default_index)]) for label in classes}
+    return PostprocessParams(stored, classes, chosen, tuning)
