@@ -46,3 +46,16 @@ def test_errors_are_one_line_exit_2(beats, tmp_path, capsys):
                         str(root / "ground_truth.tsv"), "--durations", str(root / "durations.tsv"),
                         "--out", str(tmp_path / "p.yaml")]) == 2
     assert "no score .tsv files" in capsys.readouterr().err
+
+
+def test_a_class_without_ground_truth_keeps_its_default_and_says_so(beats, tmp_path, capsys):
+    root = beats[0]
+    ground_truth = beats[2]
+    no_cat = tmp_path / "no_cat.tsv"
+    ground_truth[ground_truth["event_label"] != "Cat"].to_csv(no_cat, sep="\t", index=False)
+    assert postprocess(["tune", "--method", "classwise_median", "--scores", str(root / "scores"), "--ground_truth",
+                        str(no_cat), "--durations", str(root / "durations.tsv"), "--objective", "collar_f1",
+                        "--out", str(tmp_path / "p.yaml")]) == 0
+    assert f"notice: {no_cat}: no event of Cat; it keeps the default parameters" in capsys.readouterr().err
+    stored = yaml.safe_load((tmp_path / "p.yaml").read_text())
+    assert stored["params"]["Cat"] == {"window": 7} and stored["tuning"]["defaults_kept"] == ["Cat"]

@@ -62,6 +62,8 @@ def test_csebbs_without_the_extra_names_it(monkeypatch):
     params = PostprocessParams("csebbs", ["Cat"], {"Cat": csebbs_grid()[0]})
     with pytest.raises(MissingExtra, match=r"\.\[sebbs\]"):
         apply_postprocessing(scores, params)
+    median = PostprocessParams("median", ["Cat"], {"Cat": {"window": 3}})
+    assert apply_postprocessing(scores, median)["a"].equals(scores["a"])  # everything else works without it
 
 
 def test_sebbs_tune_is_broken_in_this_release(beats):
