@@ -15,5 +15,8 @@ setup(
     packages=find_packages(include=["desed_task", "desed_task.*"]),
     python_requires=">=3.9",
     install_requires=requirements,
-    extras_require={"test": ["pytest", "librosa", "nbclient", "nbformat", "nbconvert", "ipykernel"]},
+    extras_require={
+        "test": ["pytest", "librosa", "nbclient", "nbformat", "nbconvert", "ipykernel"],
+        "sebbs": ["sebbs>=1.0.2"],  # cSEBBs post-processing; AGPL-3.0
+    },
 )

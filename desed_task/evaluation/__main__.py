@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,9 @@ from desed_task.evaluation.io import (
 )
 from desed_task.evaluation.plots import save_psd_roc_plot
 from desed_task.evaluation.report import format_report, sed_report
+from desed_task.postprocess import apply_postprocessing, load_params
+from desed_task.utils.errors import InputError
+from desed_task.utils.files import write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow_events_past_duration", action="store_true",
         help=f"score events that end after their clip's duration (+{TIME_TOLERANCE * 1000:g} ms) as given, "
         "with a warning, instead of stopping (the real DESED validation files have such events)",
+    )
+    parser.add_argument(
+        "--postprocess", metavar="PARAMS.yaml",
+        help="post-process the --scores tables with this parameter file (python -m desed_task.postprocess tune) first",
     )
     parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold for the F1 metrics")
     parser.add_argument("--out", help="write the report as JSON here")
@@ -65,6 +71,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.plot and args.detections:
         parser.error("--plot draws PSD-ROC curves, which need --scores or --operating_points, not --detections")
+    if args.postprocess and not args.scores:
+        parser.error("--postprocess applies to score tables: give --scores")
     if args.bootstrap < 0 or (args.psds_bootstrap or 0) < 0:
         parser.error("--bootstrap and --psds_bootstrap must be >= 0")
     start = time.perf_counter()
@@ -79,6 +87,8 @@ def main(argv=None) -> int:
         if args.scores:
             scores = load_score_tables(args.scores, classes, durations, **options)
             check_scores_cover_ground_truth(scores, ground_truth, args.scores, args.ground_truth)
+            if args.postprocess:
+                scores = apply_postprocessing(scores, load_params(args.postprocess, list(next(iter(scores.values())).columns[2:])))
             past[args.scores] = _past_duration(
                 [pd.DataFrame({"filename": list(scores), "offset": [table["offset"].iloc[-1] for table in scores.values()]})],
                 durations)
@@ -89,7 +99,7 @@ def main(argv=None) -> int:
         else:
             detections = load_detections(args.detections, classes, durations, args.float_precision, **options)
             past[args.detections] = _past_duration([detections], durations)
-    except EvaluationInputError as error:
+    except (EvaluationInputError, InputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     absent = [label for label in classes if label not in set(ground_truth["event_label"].dropna())]
@@ -110,9 +120,8 @@ def main(argv=None) -> int:
     report["seconds"] = time.perf_counter() - start
     print(format_report(report))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         clean = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in report.items()}
-        Path(args.out).write_text(json.dumps(clean, indent=2))
+        write_json(args.out, clean, indent=2)
     if args.plot:
         for result in curves.values():
             save_psd_roc_plot(result, args.plot)

@@ -24,6 +24,7 @@ from desed_task.evaluation.io import EVENT_COLUMNS, audio_id
 from desed_task.inference.audio import AudioInputError
 from desed_task.inference.detect import DEFAULT_HOP, DEFAULT_TAPER, PRECISIONS, Detector, FileResult, Skipped
 from desed_task.inference.model import import_task_class, load_task
+from desed_task.postprocess import load_params
 from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.errors import InputError
 from desed_task.inference.windows import TAPERS
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--taper", choices=TAPERS, default=DEFAULT_TAPER, help="weights of overlapping window frames")
     parser.add_argument("--median_window", type=int, nargs="+",
                         help="median filter in frames, one or one per class (default: the checkpoint's config)")
+    parser.add_argument("--postprocess", metavar="PARAMS.yaml",
+                        help="tuned post-processing parameters (python -m desed_task.postprocess tune), used "
+                             "instead of the median filter")
     parser.add_argument("--batch_size", type=int, default=16, help="windows per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="32", help="model autocast precision")
@@ -111,7 +115,8 @@ def main(argv=None) -> int:
         detector = Detector(task, model=args.model, hop=args.hop, taper=args.taper,
                             median_window=args.median_window[0] if args.median_window and len(args.median_window) == 1
                             else args.median_window, threshold=args.threshold, batch_size=args.batch_size,
-                            device=args.device, precision=args.precision, keep_spectrogram=args.plot)
+                            device=args.device, precision=args.precision, keep_spectrogram=args.plot,
+                            postprocess=load_params(args.postprocess) if args.postprocess else None)
     except (InputError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -146,7 +151,8 @@ def main(argv=None) -> int:
                "real_time_factor": audio_seconds / wall, "checkpoint": str(args.checkpoint), "model": args.model,
                "device": args.device, "precision": args.precision, "torch_threads": torch.get_num_threads(),
                "hop_seconds": detector.geometry.hop_samples / detector.geometry.sample_rate, "taper": args.taper,
-               "median_window": detector.median_window, "thresholds": dict(zip(detector.labels,
+               "median_window": detector.median_window,
+               "postprocess": args.postprocess, "thresholds": dict(zip(detector.labels,
                                                                               detector.thresholds.tolist()))}
     write_json(out / "summary.json", summary, indent=2)
     print(f"{n_done} file(s) processed, {len(skipped)} skipped, {audio_seconds / 3600:.3f} h of audio in "

@@ -40,7 +40,7 @@ from desed_task.training.sed import SEDTask
 from desed_task.training.uclser import ContrastiveTask, UCLSERTask
 from desed_task.training.uclser_data import ContrastivePatchDataset, extract_fsdnoisy18k
 from desed_task.utils.errors import BadInput, MissingInput
-from desed_task.utils.files import write_json
+from desed_task.utils.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,8 @@ def cp_mobile_qat_finish(task, results: dict, config: dict, log_dir: Path) -> No
     write_json(log_dir / "complexity.json", report, indent=2, sort_keys=True)
     int8 = convert_to_int8(task.model)
     path = log_dir / "cp_mobile_int8.pt"
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(int8.state_dict(), tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(int8.state_dict(), tmp)
     summary = {"fake_quant_acc": results.get("test_fp32/acc"), "int8_acc": results.get("test/acc"),
                "int8_param_bytes": report["int8"]["param_bytes"],
                "int8_stored_param_bytes": quantized_parameter_bytes(int8),

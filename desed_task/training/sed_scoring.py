@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from desed_task.data.encoder import ManyHotEncoder
 from desed_task.evaluation import (decode_strong_scores, intersection_f1_macro, load_durations, load_ground_truth,
                                    save_psd_roc_plot, scores_to_detections, sed_report, weak_f1)
+from desed_task.postprocess.report import postprocessed_metrics
 from desed_task.training.distributed import broadcast_from_rank0, gather_clips
 from desed_task.utils.errors import BadInput
 from desed_task.utils.files import write_json
@@ -96,9 +97,10 @@ def report_test_metrics(outputs: dict, encoder: ManyHotEncoder, config: dict, lo
     targets = torch.stack(outputs["target"]).numpy()
     results: dict[str, float] = {}
     for model in MODELS:
-        _, scores = decode_scores(outputs[f"{model}_strong"], outputs["file_id"], encoder,
-                                  training["median_window"], durations)
+        raw, scores = decode_scores(outputs[f"{model}_strong"], outputs["file_id"], encoder,
+                                    training["median_window"], durations)
         write_scores(scores, log_dir / "test_scores" / model)
+        write_scores(raw, log_dir / "test_scores_raw" / model)  # to tune post-processing on
         scores = present_classes(scores, ground_truth, encoder.labels)
         curves: dict = {}
         with warnings.catch_warnings():  # psds_eval warns for every duplicate operating point
@@ -108,6 +110,8 @@ def report_test_metrics(outputs: dict, encoder: ManyHotEncoder, config: dict, lo
         for name, value in report.items():
             if isinstance(value, (int, float)) and name != "threshold":
                 results[f"test/{model}/{name}"] = float(value)
+        results.update(postprocessed_metrics(raw, ground_truth, durations, training.get("postprocess"),
+                                             f"test/{model}", plain=results))
         plot_psd_roc(curves, log_dir / "psd_roc" / model)
         macro, per_class = weak_f1(torch.stack(outputs[f"{model}_weak"]).numpy(), targets, encoder.labels,
                                    threshold=0.5)

@@ -14,7 +14,7 @@ import torch
 
 from desed_task.nnet.checkpoint import load_state_dict_by_name
 from desed_task.nnet.crnn import CRNN
-from desed_task.training import sed
+from desed_task.training import sed_scoring
 from desed_task.training.irct import IRCTTask
 from desed_task.training.run import main
 from desed_task.training.probe import ProbeTask
@@ -54,7 +54,7 @@ def baseline_checkpoint(tmp_path_factory, tiny_overrides):
 
 @pytest.fixture
 def no_plots(monkeypatch):
-    monkeypatch.setattr(sed, "save_psd_roc_plot", lambda *args, **kwargs: None)
+    monkeypatch.setattr(sed_scoring, "save_psd_roc_plot", lambda *args, **kwargs: None)
 
 
 def run(conf, task_cls, log_dir, scores_file, overrides, *flags):

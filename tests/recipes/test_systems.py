@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from desed_task.data.classes import DESED_CLASSES
 from desed_task.data.mini_tau22 import ensure_mini_tau22
 from desed_task.inference.__main__ import main as detect
+from desed_task.postprocess import PostprocessParams, save_params
 from desed_task.training.registry import SYSTEMS
 from desed_task.training.run import build_parser, main
+from desed_task.training.sed_scoring import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 COMMON = ["--conf_file", "c.yaml", "--log_dir", "d", "--gpus", "0", "--accelerator", "cpu", "--devices", "1",
@@ -107,7 +110,13 @@ def test_every_family_writes_the_same_outputs_and_retests_in_a_fresh_folder(syst
     conf, overrides = family_args[system]
     log_dir = tmp_path / "run"
     common = ["--conf_file", str(REPO / conf), "--gpus", "0", "--fast_dev_run", "--scores_file", ""]
+    if system == "sed":  # test metrics also with tuned post-processing (here class-wise median windows)
+        params = PostprocessParams("median", list(DESED_CLASSES), {c: {"window": 1 + 2 * (i % 3)}
+                                                                   for i, c in enumerate(DESED_CLASSES)})
+        overrides = [*overrides, f"training.postprocess={save_params(params, tmp_path / 'median.yaml')}"]
     trained = main([*common, "--log_dir", str(log_dir), *overrides], system=system)
+    if system == "sed":
+        assert all(0 <= trained[f"test/{model}/psds1_sed_scores_eval_postprocessed"] <= 1 for model in MODELS)
     for output in ("last.ckpt", "test_metrics.json", "config.yaml", "environment.json"):
         assert (log_dir / output).is_file(), output
     assert list(log_dir.glob("events.out.tfevents.*"))
