@@ -10,6 +10,7 @@ without ``max_fpr``) and the macro F1 at each class's best threshold (``best_fsc
 """
 from __future__ import annotations
 
+import logging
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -19,6 +20,8 @@ from sed_scores_eval.base_modules.scores import create_score_dataframe
 
 from desed_task.data.maestro import Event, merge_events
 from desed_task.evaluation.io import audio_id
+
+log = logging.getLogger(__name__)
 
 MAX_FPR = 0.1
 
@@ -81,10 +84,18 @@ def segment_metrics(scores: Mapping[str, pd.DataFrame], ground_truth: pd.DataFra
                     classes: Sequence[str], segment_length: float = 1.0, max_fpr: float = MAX_FPR) -> dict[str, float]:
     """{"mpauc", "mauc", "segment_f1_best"} over ``classes`` of the score tables of the ground truth's recordings.
 
-    Recordings without ground-truth events are scored too (their segments are negatives); names may carry
+    Recordings without ground-truth events are scored too (their segments are negatives); classes without any
+    ground-truth event are left out with a warning (NaN metrics when none has one); names may carry
     their audio extension in the ground truth and durations."""
-    classes = list(classes)
-    truth = ground_truth_dict(ground_truth, classes)
+    truth = ground_truth_dict(ground_truth, list(classes))
+    present = {label for events in truth.values() for _, _, label in events}
+    absent = [c for c in classes if c not in present]
+    if absent:
+        log.warning("no ground-truth event of %s in the scored recordings: segment metrics over the other classes",
+                    absent)
+    classes = [c for c in classes if c in present]
+    if not classes:
+        return {"mpauc": float("nan"), "mauc": float("nan"), "segment_f1_best": float("nan")}
     audio_ids = sorted(set(truth) | set(scores))
     missing = [a for a in audio_ids if a not in scores]
     if missing:

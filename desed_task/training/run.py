@@ -17,7 +17,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from desed_task.data.build import build_eval_dataset, build_sed_datasets, build_test_dataset
+from desed_task.data.build import build_eval_dataset, build_test_dataset
 from desed_task.data.mini import apply_mini_config
 from desed_task.nnet.checkpoint import load_torch_file
 from desed_task.training.callbacks import CodeCarbonCallback, EnvironmentRecord
@@ -221,7 +221,7 @@ def single_run(
         checkpoint = read_checkpoint(checkpoint_path)
         config = checkpoint_architecture(checkpoint, config, explicit_keys)
         log.info("loaded %s (epoch %s)", checkpoint_path, checkpoint.get("epoch"))
-    encoder = build_encoder(config)
+    encoder = build_encoder(config, task_cls.labels)
     report_dir = log_dir_path / "data_reports"
     if evaluation:
         task = task_cls(config, encoder, test_data=build_eval_dataset(config, encoder, report_dir),
@@ -229,7 +229,7 @@ def single_run(
     elif checkpoint is not None:
         task = task_cls(config, encoder, test_data=build_test_dataset(config, encoder, report_dir), log_dir=log_dir)
     else:
-        datasets = build_sed_datasets(config, encoder, strong_real=strong_real, report_dir=report_dir)
+        datasets = task_cls.build_datasets(config, encoder, strong_real=strong_real, report_dir=report_dir)
         task = task_cls(config, encoder, train_data=datasets.train, train_batch_sizes=datasets.train_batch_sizes,
                         valid_synth=datasets.valid_synth, valid_weak=datasets.valid_weak, test_data=datasets.test,
                         log_dir=log_dir)

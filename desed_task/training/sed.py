@@ -33,6 +33,7 @@ from sed_scores_eval.base_modules.io import write_sed_scores
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from desed_task.data.build import SEDDatasets, build_sed_datasets
 from desed_task.data.classes import DESED_CLASSES
 from desed_task.data.encoder import ManyHotEncoder
 from desed_task.data.sampler import MultiSetBatchSampler
@@ -170,6 +171,14 @@ class SEDTask(pl.LightningModule):
 
     obj_metric_mode = "max"
     """Whether the checkpoint criterion `val/obj_metric` is maximised ("max") or minimised ("min")."""
+    labels: Sequence[str] = DESED_CLASSES
+    """The output classes, in the label encoder's order (the runner builds the encoder with them)."""
+
+    @classmethod
+    def build_datasets(cls, config: dict, encoder: ManyHotEncoder, strong_real: bool = False,
+                       report_dir=None) -> SEDDatasets:
+        """Hook: the training, validation and test sets of a fit (default: `build_sed_datasets`)."""
+        return build_sed_datasets(config, encoder, strong_real=strong_real, report_dir=report_dir)
 
     def __init__(
         self,

@@ -113,3 +113,11 @@ def test_cli_segment_metrics(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--ground_truth", str(tmp_path / "gt.tsv"), "--durations", str(tmp_path / "dur.tsv"),
               "--detections", str(tmp_path / "gt.tsv"), "--segment_length", "1"])
+
+
+def test_classes_without_events_are_left_out():
+    scores, truth, durations, _ = generated(3)
+    only_car = truth[truth["event_label"] == "car"]
+    assert segment_metrics(scores, only_car, durations, CLASSES) == pytest.approx(
+        segment_metrics(scores, only_car, durations, ["car"]))
+    assert np.isnan(segment_metrics(scores, truth.iloc[:0], durations, CLASSES)["mpauc"])
