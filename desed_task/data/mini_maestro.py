@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from desed_task.data.generated import ensure_generated, render_all
-from desed_task.data.maestro import MAESTRO_CLASSES, SCENES
+from desed_task.data.maestro import SCENES
 from desed_task.data.resample import write_audio_atomic
 from desed_task.data.synth_events import background, synthesize_event
 

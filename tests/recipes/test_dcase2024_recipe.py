@@ -18,7 +18,7 @@ def overrides():
     maestro = "{" + f"out_dir: {ROOT / 'mini_maestro_tiny'}, seed: 0, n_train_per_scene: 2, n_test_per_scene: 1, " \
                     "duration_range: [20.0, 30.0], n_annotators: 3}"
     return [f"data.mini={mini}", f"data.maestro_mini={maestro}", "training.batch_size=[2,2,2,2,2]",
-            "training.batch_size_val=8", "training.num_workers=0", "net.nb_filters=[4,8,8,8,8,8,8]",
+            "training.batch_size_val=8", "training.num_workers=0", "training.n_test_thresholds=10", "net.nb_filters=[4,8,8,8,8,8,8]",
             "net.n_RNN_cell=8"]
 
 
