@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean demo-cpjku demo-atst
+.PHONY: install test demo bench clean demo-cpjku demo-atst demo-dcase2024
 
 $(STAMP): setup.py requirements.txt
 	python3 -m venv $(VENV)
@@ -37,6 +37,12 @@ demo-atst: install
 	$(PY) recipes/atst_sed/train_stage2.py --conf_file confs/atst_sed/demo.yaml --log_dir exp/demo_atst/stage2 --gpus 0 \
 		--set init.model_init=$$(ls exp/demo_atst/stage1/epoch=*.ckpt | head -n 1) training.const_max=70 \
 		opt.cnn_lr=0.001 opt.rnn_lr=0.002 opt.tfm_lr=0.001 opt.tfm_trainable_layers=4 training.n_epochs_warmup=1
+
+# DCASE 2024 baseline on the mini DESED (with a strong real set) + mini MAESTRO, with a small random BEATs (e2e).
+demo-dcase2024: install
+	rm -rf exp/demo_dcase2024
+	$(PY) recipes/dcase2024_task4_baseline/train_sed.py --conf_file confs/dcase2024_task4_baseline/demo.yaml \
+		--log_dir exp/demo_dcase2024 --gpus 0 --random_beats
 
 bench: install
 	$(PY) benchmarks/train_throughput.py

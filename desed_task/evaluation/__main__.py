@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from desed_task.evaluation.io import (
 )
 from desed_task.evaluation.plots import save_psd_roc_plot
 from desed_task.evaluation.report import format_report, sed_report
+from desed_task.evaluation.segment import segment_metrics
 from desed_task.postprocess import apply_postprocessing, load_params
 from desed_task.utils.errors import InputError
 from desed_task.utils.files import write_json
@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap draws for the PSDS intervals (default: --bootstrap; 0: none); a PSDS draw costs much more "
         "than an F1 draw (see the README)",
     )
+    parser.add_argument(
+        "--segment_length", type=float, default=None,
+        help="with --scores: segment-based metrics over segments of this many seconds (MAESTRO: 1) instead of "
+        "PSDS and F1: mpAUC (see --max_fpr), mAUC and the macro F1 at each class's best threshold",
+    )
+    parser.add_argument("--max_fpr", type=float, default=0.1, help="false-positive-rate limit of the mpAUC")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_jobs", type=int, default=1, help="processes for the sed_scores_eval PSDS backend")
     parser.add_argument(
@@ -73,6 +79,8 @@ def main(argv=None) -> int:
         parser.error("--plot draws PSD-ROC curves, which need --scores or --operating_points, not --detections")
     if args.postprocess and not args.scores:
         parser.error("--postprocess applies to score tables: give --scores")
+    if args.segment_length is not None and not args.scores:
+        parser.error("--segment_length scores segments of score tables: it needs --scores")
     if args.bootstrap < 0 or (args.psds_bootstrap or 0) < 0:
         parser.error("--bootstrap and --psds_bootstrap must be >= 0")
     start = time.perf_counter()
@@ -111,6 +119,8 @@ def main(argv=None) -> int:
             what = "score tables" if source == args.scores else "events"
             print(f"warning: {source}: {count} {what} end after their clip's duration (up to {overshoot:.3f} s "
                   "after it); scored as given (--allow_events_past_duration)", file=sys.stderr)
+    if args.segment_length is not None:
+        return _segment_report(args, scores, ground_truth, durations, classes, start)
     curves = {}
     report = sed_report(
         ground_truth, durations, scores=scores, operating_points=operating_points, detections=detections,
@@ -125,6 +135,15 @@ def main(argv=None) -> int:
     if args.plot:
         for result in curves.values():
             save_psd_roc_plot(result, args.plot)
+    return 0
+
+
+def _segment_report(args, scores, ground_truth, durations, classes, start) -> int:
+    report = segment_metrics(scores, ground_truth, durations, classes, args.segment_length, args.max_fpr)
+    report["seconds"] = time.perf_counter() - start
+    print("\n".join([f"{'metric':<30}{'value':>10}"] + [f"{key:<30}{value:>10.4f}" for key, value in report.items()]))
+    if args.out:
+        write_json(args.out, report, indent=2)
     return 0
 
 

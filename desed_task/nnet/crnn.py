@@ -8,6 +8,10 @@ split the chain at any placement. ``forward`` is ``classify(x, "input")``, so th
 Late fusion (DCASE 2022 / 2023 pretrained baselines, ATST-SED): with ``use_embeddings`` the embeddings of
 a pretrained model are merged into the CNN features right before the BiGRU, with the official modules
 ``frame_embs_encoder``, ``shrink_emb`` and ``cat_tf``.
+
+Class masks (DCASE 2024, data with missing labels): ``forward(..., class_mask=)`` takes a (B, nclass) bool
+mask of the classes each item's dataset annotates; the other classes get -1e30 attention logits and zero
+strong and weak outputs, as the official 2024 model does.
 """
 from __future__ import annotations
 
@@ -26,6 +30,18 @@ from desed_task.utils.files import load_torch_file
 ATTENTION_SOFTMAX_DIMS = ("classes", "time")
 AGGREGATION_TYPES = ("frame", "global", "pool1d", "interpolate")
 EMBEDDING_TYPES = ("frame", "global")
+
+
+def time_mask(x: torch.Tensor, max_len: int, max_fraction: float) -> torch.Tensor:
+    """(B, T, C) with one span of frames zeroed per item ("dropstep", the official 2024 ``TimeMasking``
+    with iid masks): span length uniform in [0, min(max_len, floor(max_fraction * T))), start uniform."""
+    batch, frames = x.shape[:2]
+    limit = min(max_len, int(max_fraction * frames))
+    length = torch.rand(batch, device=x.device) * limit
+    start = torch.rand(batch, device=x.device) * (frames - length)
+    position = torch.arange(frames, device=x.device)
+    masked = (position >= start.floor()[:, None]) & (position < (start + length).floor()[:, None])
+    return x.masked_fill(masked[..., None], 0.0)
 
 
 def attention_pooling(strong: torch.Tensor, logits: torch.Tensor, softmax_dim: str = "classes") -> torch.Tensor:
@@ -63,6 +79,11 @@ class CRNN(nn.Module):
       and projected by ``cat_tf`` (C + E -> C);
     - ``interpolate`` (2023): nearest-exact interpolation to T' frames, then as ``pool1d``.
 
+    DCASE 2024 fusion options: ``fusion_dropout`` applies ``dropout`` to the concatenation before ``cat_tf``;
+    ``dropstep_recurrent`` > 0 zeroes, in training, one random span of at most ``dropstep_recurrent_len``
+    frames (and at most that fraction of the frames) in the CNN sequence and, independently, in the pooled
+    embeddings (``time_mask``).
+
     ``aggregation_type=None`` (default) fuses as ``embedding_type`` says, which is the 2022 package's
     behaviour; the 2023 package defaulted to ``"global"``, which silently routed 2022 frame configs to the
     global path, so a configuration that wants that writes ``aggregation_type: global`` explicitly.
@@ -96,6 +117,9 @@ class CRNN(nn.Module):
         embedding_type: str = "global",
         frame_emb_enc_dim: int = 512,
         aggregation_type: str | None = None,
+        fusion_dropout: bool = False,
+        dropstep_recurrent: float = 0.0,
+        dropstep_recurrent_len: int = 5,
     ):
         super().__init__()
         if rnn_type != "BGRU":
@@ -125,6 +149,8 @@ class CRNN(nn.Module):
         self.use_embeddings = use_embeddings
         self.embedding_type = embedding_type
         self.aggregation_type = aggregation_type or embedding_type
+        self.fusion_dropout = fusion_dropout
+        self.dropstep_recurrent, self.dropstep_recurrent_len = dropstep_recurrent, dropstep_recurrent_len
         if use_embeddings:
             self._build_fusion(self.cnn.nb_filters[-1], embedding_size, frame_emb_enc_dim)
         n_conv = self.cnn.n_blocks
@@ -161,7 +187,11 @@ class CRNN(nn.Module):
             per_frame = F.adaptive_avg_pool1d(embeddings, frames).transpose(1, 2)
         else:
             per_frame = F.interpolate(embeddings, size=frames, mode="nearest-exact").transpose(1, 2)
-        return self.cat_tf(torch.cat((x, per_frame), -1))
+        if self.dropstep_recurrent and self.training:
+            x = time_mask(x, self.dropstep_recurrent_len, self.dropstep_recurrent)
+            per_frame = time_mask(per_frame, self.dropstep_recurrent_len, self.dropstep_recurrent)
+        joined = torch.cat((x, per_frame), -1)
+        return self.cat_tf(self.dropout(joined) if self.fusion_dropout else joined)
 
     def _index(self, placement: str) -> int:
         try:
@@ -176,7 +206,8 @@ class CRNN(nn.Module):
         if self.use_embeddings and embeddings is None and first <= self.cnn.n_blocks < last:
             raise ValueError(f"this CRNN fuses {self.embedding_type} embeddings before its BiGRU: pass embeddings=")
 
-    def _stage(self, index: int, h, pad_mask: torch.Tensor | None, embeddings: torch.Tensor | None = None):
+    def _stage(self, index: int, h, pad_mask: torch.Tensor | None, embeddings: torch.Tensor | None = None,
+               class_mask: torch.Tensor | None = None):
         """Map the output at placement ``index`` to the output at placement ``index + 1``."""
         n_conv = self.cnn.n_blocks
         if index < n_conv:
@@ -189,22 +220,31 @@ class CRNN(nn.Module):
             if self.use_embeddings:
                 h = self.fuse(h, embeddings)
             return self.dropout(self.rnn(h))
-        return self.head(h, pad_mask)
+        return self.head(h, pad_mask, class_mask)
 
-    def head(self, h: torch.Tensor, pad_mask: torch.Tensor | None = None):
+    def head(self, h: torch.Tensor, pad_mask: torch.Tensor | None = None, class_mask: torch.Tensor | None = None):
         """Strong and weak predictions from the (B, T, 2 * n_RNN_cell) recurrent features.
 
         ``pad_mask`` (B, T) or (B, 1 or nclass, T), True on padded frames, is excluded from the
         attention as in the official model (with the classes softmax it only makes the weights uniform).
+        ``class_mask`` (B, nclass) bool, False on classes the item's dataset does not annotate: their
+        attention logits are -1e30 and their strong and weak outputs 0 (official 2024 order).
         """
         strong = self.sigmoid(self.dense(h))
         if not self.attention:
-            return strong.transpose(1, 2), strong.mean(1)
-        logits = self.dense_softmax(h)
-        if pad_mask is not None:
-            mask = pad_mask.unsqueeze(1) if pad_mask.ndim == 2 else pad_mask
-            logits = logits.masked_fill(mask.transpose(1, 2), -1e30)
-        return strong.transpose(1, 2), attention_pooling(strong, logits, self.attention_softmax_dim)
+            weak = strong.mean(1)
+        else:
+            logits = self.dense_softmax(h)
+            if pad_mask is not None:
+                mask = pad_mask.unsqueeze(1) if pad_mask.ndim == 2 else pad_mask
+                logits = logits.masked_fill(mask.transpose(1, 2), -1e30)
+            if class_mask is not None:
+                logits = logits.masked_fill(~class_mask[:, None, :], -1e30)
+            weak = attention_pooling(strong, logits, self.attention_softmax_dim)
+        if class_mask is not None:
+            strong = strong.masked_fill(~class_mask[:, None, :], 0.0)
+            weak = weak.masked_fill(~class_mask, 0.0)
+        return strong.transpose(1, 2), weak
 
     def encode(self, x: torch.Tensor, placement: str, embeddings: torch.Tensor | None = None):
         """The chain from the log-mels up to and including ``placement``."""
@@ -215,16 +255,17 @@ class CRNN(nn.Module):
         return x
 
     def classify(self, h, placement: str, pad_mask: torch.Tensor | None = None,
-                 embeddings: torch.Tensor | None = None):
+                 embeddings: torch.Tensor | None = None, class_mask: torch.Tensor | None = None):
         """The rest of the chain after ``placement``: returns (strong, weak)."""
         first = self._index(placement)
         self._check_embeddings(embeddings, first, len(self.placements) - 1)
         for index in range(first, len(self.placements) - 1):
-            h = self._stage(index, h, pad_mask, embeddings)
+            h = self._stage(index, h, pad_mask, embeddings, class_mask)
         return h
 
-    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None, embeddings: torch.Tensor | None = None):
-        return self.classify(x, "input", pad_mask, embeddings)
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None, embeddings: torch.Tensor | None = None,
+                class_mask: torch.Tensor | None = None):
+        return self.classify(x, "input", pad_mask, embeddings, class_mask)
 
     @classmethod
     def load_official(cls, path: str | Path, prefix: str = "sed_student.", **kwargs) -> "CRNN":

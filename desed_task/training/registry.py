@@ -6,8 +6,9 @@ and the official flag names of its paper (aliases of config keys). Adding a syst
 plus its task module, its configs under `confs/` and a recipe script calling `main(system=...)`.
 
 Files of each family:
-  sed, irct, probe, atst_stage1/2, pretrained: `training/{sed,irct,probe,atst_sed,pretrained}.py`,
-      `data/{build,datasets,sampler}.py`, `nnet/{crnn,atst,panns,ast,beats}.py`, `embeddings/`.
+  sed, irct, probe, atst_stage1/2, pretrained, dcase2024:
+      `training/{sed,sed_data,sed_scoring,irct,probe,atst_sed,pretrained,dcase2024}.py`,
+      `data/{build,datasets,sampler,maestro}.py`, `nnet/{crnn,atst,panns,ast,beats}.py`, `embeddings/`.
   uclser: `training/uclser.py`, `data/fsdnoisy18k.py`, `features/uclser_augment.py`, `nnet/uclser.py`.
   cp_mobile, cp_mobile_qat: `training/cp_mobile.py`, `data/tau22.py`, `features/cpjku.py`,
       `nnet/{cp_mobile,quantization,complexity}.py`.
@@ -33,6 +34,7 @@ from desed_task.nnet.cp_mobile import CPMobile
 from desed_task.nnet.quantization import convert_to_int8
 from desed_task.training.atst_sed import ATSTSEDStage1, ATSTSEDStage2
 from desed_task.training.cp_mobile import OFFICIAL_FLAGS, CPMobileQATTask, CPMobileTask
+from desed_task.training.dcase2024 import DCASE2024Task
 from desed_task.training.irct import IRCTTask
 from desed_task.training.pretrained import PretrainedSEDTask
 from desed_task.training.probe import ProbeTask
@@ -241,6 +243,9 @@ SYSTEMS: dict[str, System] = {system.name: system for system in (
            ("dcase2022_task4_baseline/pretrained_*.yaml", "dcase2023_task4_baseline/*.yaml",
             "dcase2022_task4_baseline/demo_pretrained.yaml"),
            recipe="recipes/dcase2022_task4_baseline/train_pretrained.py"),
+    System("dcase2024", "DCASE 2024 Task 4 baseline: DESED + MAESTRO, BEATs late fusion, class masks", DCASE2024Task,
+           "./confs/dcase2024_task4_baseline/default.yaml", "./exp/2024_baseline", ("dcase2024_task4_baseline/*.yaml",),
+           recipe="recipes/dcase2024_task4_baseline/train_sed.py", strong_real=True),
     System("irct", "IRCT: CRNN with an invariance loss at one layer", IRCTTask,
            "./confs/irct/irct_t1_l3_1.yaml", "./exp/irct", ("irct/irct_*.yaml",),
            recipe="recipes/irct/irct_train_sed.py", scores_file="misc/scores.txt", marker="irct"),

@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from desed_task.data.build import build_eval_dataset, build_sed_datasets, build_test_dataset
+from desed_task.data.build import build_eval_dataset, build_test_dataset
 from desed_task.data.mini import apply_mini_config
 from desed_task.training.callbacks import CodeCarbonCallback, EnvironmentRecord
 from desed_task.training.registry import CONFS, SYSTEMS, System, get_system, system_of_task
@@ -273,7 +273,7 @@ def build_loggers(log_dir: str | Path, wandb: bool = False, project: str = "dese
 def build_sed_task(task_cls: type, config: dict, log_dir: Path, evaluation: bool, checkpoint: dict | None,
                    strong_real: bool):
     """An SED task with the datasets of its mode (fit, test or evaluation), weights of `checkpoint` loaded."""
-    encoder = build_encoder(config)
+    encoder = build_encoder(config, task_cls.labels)
     report_dir = log_dir / "data_reports"
     if evaluation:
         task = task_cls(config, encoder, test_data=build_eval_dataset(config, encoder, report_dir),
@@ -282,7 +282,7 @@ def build_sed_task(task_cls: type, config: dict, log_dir: Path, evaluation: bool
         task = task_cls(config, encoder, test_data=build_test_dataset(config, encoder, report_dir),
                         log_dir=str(log_dir))
     else:
-        datasets = build_sed_datasets(config, encoder, strong_real=strong_real, report_dir=report_dir)
+        datasets = task_cls.build_datasets(config, encoder, strong_real=strong_real, report_dir=report_dir)
         task = task_cls(config, encoder, train_data=datasets.train, train_batch_sizes=datasets.train_batch_sizes,
                         valid_synth=datasets.valid_synth, valid_weak=datasets.valid_weak, test_data=datasets.test,
                         log_dir=str(log_dir))

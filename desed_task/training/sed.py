@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from desed_task.data.build import SEDDatasets, build_sed_datasets
 from desed_task.data.classes import DESED_CLASSES
 from desed_task.data.encoder import ManyHotEncoder
 from desed_task.data.sampler import MultiSetBatchSampler
@@ -123,6 +124,14 @@ class SEDTask(SEDData, SEDEvaluation, pl.LightningModule):
 
     obj_metric_mode = "max"
     """Whether the checkpoint criterion `val/obj_metric` is maximised ("max") or minimised ("min")."""
+    labels: Sequence[str] = DESED_CLASSES
+    """The output classes, in the label encoder's order (the runner builds the encoder with them)."""
+
+    @classmethod
+    def build_datasets(cls, config: dict, encoder: ManyHotEncoder, strong_real: bool = False,
+                       report_dir=None) -> SEDDatasets:
+        """Hook: the training, validation and test sets of a fit (default: `build_sed_datasets`)."""
+        return build_sed_datasets(config, encoder, strong_real=strong_real, report_dir=report_dir)
 
     def __init__(
         self,

@@ -88,8 +88,8 @@ def write_eval_scores(outputs: dict, encoder: ManyHotEncoder, median_window, dur
 
 
 def report_test_metrics(outputs: dict, encoder: ManyHotEncoder, config: dict, log_dir: Path) -> dict[str, float]:
-    """PSDS (both tools), F1s for student and teacher on all test clips; writes score files, PSD-ROC plots
-    and `<log_dir>/test_metrics.json`; returns the metrics."""
+    """PSDS (both tools), F1s for student and teacher on all test clips; writes score files and PSD-ROC plots;
+    returns the metrics."""
     data, training = config["data"], config["training"]
     ground_truth, durations = restrict_to_clips(
         load_ground_truth(data["test_tsv"]), load_durations(data["test_dur"]), outputs["file_id"])
@@ -120,7 +120,6 @@ def report_test_metrics(outputs: dict, encoder: ManyHotEncoder, config: dict, lo
         for label, value in per_class.items():
             results[f"test/{model}/weak_f1_classwise:{label}"] = float(value)
     results["hp_metric"] = max(results["test/student/psds1_psds_eval"], results["test/student/psds2_psds_eval"])
-    write_json(log_dir / "test_metrics.json", results, indent=2, sort_keys=True)
     return results
 
 
@@ -231,6 +230,8 @@ class SEDEvaluation:
         results = {}
         if self.global_rank == 0 and outputs:
             results = self._write_eval_scores(outputs) if self.evaluation else self._test_metrics(outputs)
+            if results:
+                write_json(self.log_dir / "test_metrics.json", results, indent=2, sort_keys=True)
         results = broadcast_from_rank0(results)
         self.test_results = results
         if results and not self.evaluation:

@@ -317,3 +317,116 @@ def test_fusion_gradients_reach_embeddings_and_fusion_modules(logmels):
     for name, param in net.named_parameters():
         if name.split(".")[0] in ("frame_embs_encoder", "shrink_emb", "cat_tf") or name.startswith("cnn.cnn.conv0"):
             assert (param.grad.abs().sum() > 0) != (name in silent), name
+
+
+# DCASE 2024: 27 classes, BEATs pool1d fusion with dropout, class masks in the frame and attention heads
+
+NET_2024 = {**NET_CFG, "nclass": 27, "n_RNN_cell": 192, "use_embeddings": True, "embedding_size": 768,
+            "embedding_type": "frame", "aggregation_type": "pool1d", "fusion_dropout": True,
+            "dropstep_recurrent": 0.3, "dropstep_recurrent_len": 16}
+
+
+def official_2024_state_dict(seed=7):
+    """A state dict in the official 2024 checkpoint layout (``sed_student.`` names of the Lightning module),
+    with random values of the official shapes."""
+    shapes = {f"cnn.cnn.conv{i}.weight": (n, c, 3, 3) for i, (c, n) in
+              enumerate(zip([1, 16, 32, 64, 128, 128, 128], [16, 32, 64, 128, 128, 128, 128]))}
+    generator = torch.Generator().manual_seed(seed)
+    reference = CRNN(**NET_2024).state_dict()
+    state = {}
+    for key in official_state_dict_keys() + fusion_keys("pool1d"):
+        shape = reference[key].shape
+        assert key not in shapes or tuple(shape) == shapes[key]
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(10)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=generator) + 0.5
+        else:
+            state[key] = torch.randn(shape, generator=generator) * 0.1
+    return {f"sed_student.{k}": v for k, v in state.items()} | {f"sed_teacher.{k}": v for k, v in state.items()}
+
+
+def official_2024_head(h, state, class_mask=None):
+    """The official 2024 ``_get_logits_one_head`` on the (B, T, 384) recurrent features."""
+    strong = torch.sigmoid(F.linear(h, state["dense.weight"], state["dense.bias"]))
+    sof = F.linear(h, state["dense_softmax.weight"], state["dense_softmax.bias"])
+    invalid = None if class_mask is None else ~class_mask[:, None].expand_as(strong)
+    if invalid is not None:
+        sof = sof.masked_fill(invalid, -1e30)
+    sof = torch.softmax(sof, dim=-1).clamp(min=1e-7, max=1)
+    weak = (strong * sof).sum(1) / sof.sum(1)
+    if invalid is not None:
+        strong, weak = strong.masked_fill(invalid, 0.0), weak.masked_fill(invalid[:, 0], 0.0)
+    return strong.transpose(1, 2), weak
+
+
+def test_2024_parameter_count_and_strict_official_load():
+    from desed_task.nnet.checkpoint import load_state_dict_by_name
+    from desed_task.utils.errors import CheckpointKeyMismatch
+
+    net = CRNN(**NET_2024)
+    assert sum(p.numel() for p in net.parameters()) == 1_785_094
+    assert list(net.state_dict()) == official_state_dict_keys() + fusion_keys("pool1d")
+    state = official_2024_state_dict()
+    load_state_dict_by_name(net, state, "sed_student.")
+    torch.testing.assert_close(net.dense_softmax.weight, state["sed_student.dense_softmax.weight"])
+    one_layer = CRNN(**{**NET_2024, "rnn_layers": 1})
+    assert sum(p.numel() for p in one_layer.parameters()) == 1_119_238
+    with pytest.raises(CheckpointKeyMismatch, match="rnn.rnn.weight_ih_l1"):
+        load_state_dict_by_name(one_layer, state, "sed_student.")
+
+
+def test_2024_outputs_with_and_without_class_masks():
+    net = CRNN(**NET_2024)
+    state = official_2024_state_dict()
+    net.load_state_dict({k[len("sed_student."):]: v for k, v in state.items() if k.startswith("sed_student.")})
+    net.eval()
+    generator = torch.Generator().manual_seed(3)
+    x, emb = torch.randn(4, 128, 64, generator=generator) * 10, torch.randn(4, 768, 200, generator=generator)
+    mask = torch.ones(4, 27, dtype=torch.bool)
+    mask[:2, 10:] = False  # DESED items
+    mask[2:, :10] = False  # MAESTRO items, plus their DESED Speech, Dog and Dishes
+    mask[2:, [3, 4, 8]] = True
+    h = net.encode(x, "l8", embeddings=emb)
+    base = {k[len("sed_student."):]: v for k, v in state.items() if k.startswith("sed_student.")}
+    for class_mask in (None, mask):
+        strong, weak = net(x, embeddings=emb, class_mask=class_mask)
+        ref_strong, ref_weak = official_2024_head(h, base, class_mask)
+        torch.testing.assert_close(strong, ref_strong)
+        torch.testing.assert_close(weak, ref_weak)
+    strong, weak = net(x, embeddings=emb, class_mask=mask)
+    assert strong[~mask].abs().max() == 0 and weak[~mask].abs().max() == 0
+    free_strong, free_weak = net(x, embeddings=emb)
+    torch.testing.assert_close(strong.transpose(1, 2)[mask[:, None].expand(-1, strong.shape[2], -1)],
+                               free_strong.transpose(1, 2)[mask[:, None].expand(-1, strong.shape[2], -1)])
+    assert not torch.allclose(weak[mask], free_weak[mask])  # attention renormalised over the valid classes
+
+
+def test_masked_classes_get_no_gradient():
+    torch.manual_seed(0)
+    net = CRNN(**{**NET_2024, "nb_filters": [4, 8, 8, 8, 8, 8, 8], "n_RNN_cell": 8, "embedding_size": 16})
+    x, emb = torch.randn(2, 128, 32), torch.randn(2, 16, 20)
+    mask = torch.ones(2, 27, dtype=torch.bool)
+    mask[:, 10:] = False
+    strong, weak = net(x, embeddings=emb, class_mask=mask)
+    (strong.sum() + weak.sum()).backward()
+    for head in (net.dense, net.dense_softmax):
+        assert head.weight.grad[10:].abs().max() == 0 and head.weight.grad[:10].abs().max() > 0
+
+
+def test_dropstep_masks_one_span_in_training_only():
+    from desed_task.nnet.crnn import time_mask
+
+    torch.manual_seed(1)
+    x = torch.ones(64, 156, 3)
+    masked = time_mask(x, 16, 0.3)
+    zero = (masked[..., 0] == 0)
+    lengths = zero.sum(1)
+    assert lengths.max() <= 16 and lengths.float().mean() > 4
+    for row in zero:  # one contiguous span per item
+        idx = row.nonzero().flatten()
+        assert len(idx) == 0 or (idx.diff() == 1).all()
+    assert time_mask(x[:, :10], 16, 0.3)[..., 0].eq(0).sum(1).max() <= 3  # at most floor(0.3 * T) frames
+    net = CRNN(**{**NET_2024, "nb_filters": [4, 8, 8, 8, 8, 8, 8], "n_RNN_cell": 8, "embedding_size": 16}).eval()
+    x, emb = torch.randn(2, 128, 32), torch.randn(2, 16, 20)
+    torch.testing.assert_close(net(x, embeddings=emb)[0], net(x, embeddings=emb)[0])
