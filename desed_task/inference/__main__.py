@@ -104,13 +104,14 @@ def write_score_tsv(table: pd.DataFrame, path: Path) -> None:
     write_atomic(path, write)
 
 
-def write_file_outputs(result: FileResult, out: Path, plot: bool, model: str) -> None:
-    """Scores, detections and (optionally) the figure of one file."""
+def write_file_outputs(result: FileResult, out: Path, plot: bool, model: str, thresholds=None) -> None:
+    """Scores, detections and (optionally) the figure of one file, its legend naming `thresholds`."""
     write_score_tsv(result.scores, out / "scores" / f"{result.clip_id}.tsv")
     write_tsv(result.detections, out / "detections" / f"{result.clip_id}.tsv", "%.3f")
     if plot:
         from desed_task.inference.plot import save_detection_plot  # matplotlib only when plotting
-        save_detection_plot(result, out / "plots" / f"{result.clip_id}.png", title=f"{result.path.name} ({model})")
+        save_detection_plot(result, out / "plots" / f"{result.clip_id}.png", title=f"{result.path.name} ({model})",
+                            thresholds=thresholds)
 
 
 def main(argv=None) -> int:
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
             skipped.append(result)
             bar.write(f"skipped: {result.reason}", file=sys.stderr)
             continue
-        write_file_outputs(result, out, args.plot, args.model)
+        write_file_outputs(result, out, args.plot, args.model, detector.thresholds)
         detections.append(result.detections)
         durations.append((result.path.name, result.duration))
         n_done += 1
