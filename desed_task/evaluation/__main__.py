@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--psds_bootstrap", type=int, default=None,
         help="bootstrap draws for the PSDS intervals (default: --bootstrap; 0: none); a PSDS draw costs much more "
-        "than an F1 draw (see the README)",
+        "than an F1 draw (see docs/evaluation.md)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_jobs", type=int, default=1, help="processes for the sed_scores_eval PSDS backend")
