@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from desed_task.evaluation.io import (
-    TIME_TOLERANCE, EvaluationInputError, check_scores_cover_ground_truth, check_within_durations, load_detections,
-    load_durations, load_ground_truth, load_operating_points, load_score_tables, parse_classes,
+    GROUND_TRUTH_END_TOLERANCE, TIME_TOLERANCE, EvaluationInputError, check_scores_cover_ground_truth,
+    check_within_durations, clip_ground_truth_ends, load_detections, load_durations, load_ground_truth,
+    load_operating_points, load_score_tables, parse_classes,
 )
 from desed_task.evaluation.plots import save_psd_roc_plot
 from desed_task.evaluation.report import format_report, sed_report
@@ -35,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allow_events_past_duration", action="store_true",
         help=f"score events that end after their clip's duration (+{TIME_TOLERANCE * 1000:g} ms) as given, "
-        "with a warning, instead of stopping (the real DESED validation files have such events)",
+        "with a warning, instead of stopping (the DCASE baseline's detections have such events). Without it, "
+        f"ground-truth events up to {GROUND_TRUTH_END_TOLERANCE:g} s past the end are clipped to it with a "
+        "notice (DESED's validation ground truth has such events)",
     )
     parser.add_argument(
         "--postprocess", metavar="PARAMS.yaml",
@@ -51,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--psds_bootstrap", type=int, default=None,
         help="bootstrap draws for the PSDS intervals (default: --bootstrap; 0: none); a PSDS draw costs much more "
-        "than an F1 draw (see the README)",
+        "than an F1 draw (see docs/evaluation.md)",
     )
     parser.add_argument(
         "--segment_length", type=float, default=None,
@@ -88,6 +91,11 @@ def main(argv=None) -> int:
         classes = parse_classes(args.classes)
         ground_truth = load_ground_truth(args.ground_truth, args.float_precision, labels=classes)
         durations = load_durations(args.durations, args.float_precision)
+        if not args.allow_events_past_duration:
+            ground_truth, clipped, overshoot = clip_ground_truth_ends(ground_truth, durations)
+            if clipped:
+                print(f"notice: {args.ground_truth}: {clipped} events end up to {overshoot:.3f} s after their clip's "
+                      f"duration (tolerance {GROUND_TRUTH_END_TOLERANCE:g} s); clipped to it", file=sys.stderr)
         past = {args.ground_truth: check_within_durations(
             ground_truth, durations, args.ground_truth, args.durations, args.allow_events_past_duration)}
         options = dict(durations_source=args.durations, allow_past_duration=args.allow_events_past_duration)

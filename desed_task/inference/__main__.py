@@ -95,13 +95,15 @@ def write_score_tsv(table: pd.DataFrame, path: Path) -> None:
         np.savetxt(handle, table.to_numpy(np.float64), fmt="%.9g", delimiter="\t")
 
 
-def write_file_outputs(result: FileResult, out: Path, plot: bool, model: str, name: str) -> None:
-    """Scores, detections and (optionally) the figure of one file, under its output `name`."""
+def write_file_outputs(result: FileResult, out: Path, plot: bool, model: str, name: str, thresholds=None) -> None:
+    """Scores, detections and (optionally) the figure of one file under its output `name`, the figure's legend
+    naming `thresholds`."""
     write_score_tsv(result.scores, out / "scores" / f"{name}.tsv")
     write_tsv(result.detections, out / "detections" / f"{name}.tsv", "%.3f")
     if plot:
         from desed_task.inference.plot import save_detection_plot  # matplotlib only when plotting
-        save_detection_plot(result, out / "plots" / f"{name}.png", title=f"{result.path.name} ({model})")
+        save_detection_plot(result, out / "plots" / f"{name}.png", title=f"{result.path.name} ({model})",
+                            thresholds=thresholds)
 
 
 def main(argv=None) -> int:
@@ -134,7 +136,7 @@ def main(argv=None) -> int:
             skipped.append(result)
             bar.write(f"skipped: {result.reason}", file=sys.stderr)
             continue
-        write_file_outputs(result, out, args.plot, args.model, names[result.path])
+        write_file_outputs(result, out, args.plot, args.model, names[result.path], detector.thresholds)
         detections.append(result.detections)
         durations.append((result.path.name, result.duration))
         n_done += 1

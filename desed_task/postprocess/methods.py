@@ -2,8 +2,8 @@
 
 - `median`: the DCASE median filter (`evaluation.decode.median_filter_scores`), one window (frames) per class.
 - `csebbs`: change-point sound event bounding boxes (Ebbers et al., Interspeech 2024). The change detection
-  is the optional `sebbs` package's (AGPL-3.0; `pip install .[sebbs]`); the segment merging and the score
-  tables are sebbs' algorithm vectorised over all clips and classes (tested equal to sebbs'
+  is the optional `sebbs` package's (AGPL-3.0; `pip install --no-deps sebbs==1.0.2`); the segment merging
+  and the score tables are sebbs' algorithm vectorised over all clips and classes (tested equal to sebbs'
   `CSEBBsPredictor` up to floating-point summation order), so that a tuning grid costs one change
   detection per filter length. Each box becomes a constant score (its confidence) over its extent and
   -inf elsewhere, in sebbs' score-table format, so every threshold-based metric scores the boxes.
@@ -30,7 +30,7 @@ def require_sebbs():
         import sebbs.change_detection
     except ImportError:
         raise MissingExtra("cSEBBs post-processing needs the optional 'sebbs' package (AGPL-3.0): "
-                           "pip install '.[sebbs]' (or pip install sebbs)") from None
+                           "pip install --no-deps sebbs==1.0.2 (as make install does)") from None
     return sebbs
 
 

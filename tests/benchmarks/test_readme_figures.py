@@ -1,6 +1,7 @@
-"""benchmarks/readme_figures.py: every figure is found in README.md, and a changed figure is caught and rewritten."""
+"""benchmarks/readme_figures.py: every figure is found in its document, and a demo run is checked against the spread."""
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,10 +13,9 @@ readme_figures = sys.modules["readme_figures"] = importlib.util.module_from_spec
 spec.loader.exec_module(readme_figures)
 
 
-def test_every_figure_is_found_in_the_readme():
-    text = (REPO / "README.md").read_text()
+def test_every_figure_is_found_in_its_document():
     for figure in readme_figures.FIGURES:
-        matches = readme_figures.find(figure, text)
+        matches = readme_figures.find(figure, (REPO / figure.document).read_text())
         assert matches, figure.name
         assert all(len(m.groups()) >= 1 for m in matches)
 
@@ -24,43 +24,76 @@ def test_parameter_counts_match_the_code():
     assert readme_figures.main(["--skip", "anchors", "demo"]) == 0
 
 
+def test_a_changed_parameter_count_is_reported(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "benchmarks").mkdir()
+    shutil.copy(REPO / "benchmarks/RESULTS.md", tmp_path / "benchmarks/RESULTS.md")
+    page = (REPO / "docs/dcase2022_baseline.md").read_text()
+    (tmp_path / "docs/dcase2022_baseline.md").write_text(page.replace("(81,660 parameters)", "(81,661 parameters)"))
+    out = tmp_path / "report.json"
+    assert readme_figures.main(["--root", str(tmp_path), "--skip", "anchors", "demo", "--out", str(out)]) == 1
+    status = {r["figure"]: r["status"] for r in json.loads(out.read_text())["figures"]}
+    assert status["demo CRNN parameters (baseline page)"] == "differs"
+    assert status["baseline CRNN parameters (throughput)"] == "ok"
+
+
+def test_every_demo_entry_names_an_existing_make_target_and_config():
+    demos = readme_figures.DemoSpread.load_all(REPO / "benchmarks/demo_spread.json")
+    makefile = (REPO / "Makefile").read_text()
+    assert {demo.name for demo in demos} >= {"dcase2022_baseline", "atst_sed_stage2", "uclser20_lineval_pretrained",
+                                             "cpjku_dcase23_qat"}
+    for demo in demos:
+        assert demo.command.startswith("make ") and f"\n{demo.command.split()[1]}:" in makefile, demo.name
+        assert demo.config is None or (REPO / demo.config).is_file()
+        assert demo.metrics and demo.tolerance >= 0
+
+
 @pytest.fixture
-def demo_copy(tmp_path):
-    """A README copy and a demo log directory whose metrics are the README's, but for one."""
-    readme = tmp_path / "README.md"
-    readme.write_text((REPO / "README.md").read_text())
+def baseline_demo(tmp_path):
+    """A spread file with a recorded spread for the baseline demo, and a demo log directory."""
+    spread = json.loads((REPO / "benchmarks/demo_spread.json").read_text())
+    entry = next(demo for demo in spread["demos"] if demo["name"] == "dcase2022_baseline")
+    entry["metrics"] = {"test/teacher/psds1_sed_scores_eval": {"median": 0.30, "min": 0.20, "max": 0.40},
+                        "test/teacher/psds2_sed_scores_eval": {"median": 0.50, "min": 0.45, "max": 0.55}}
+    entry["tolerance"] = 0.02
+    path = tmp_path / "spread.json"
+    path.write_text(json.dumps(spread))
     log_dir = tmp_path / "demo"
     log_dir.mkdir()
     (log_dir / "config.yaml").write_text(readme_figures.DEMO_CONF.read_text())
-    metrics = {}
-    for metric in readme_figures.SUMMARY_METRICS:
-        figure = next(f for f in readme_figures.FIGURES if f.name == f"demo table: {metric}")
-        student, teacher = readme_figures.find(figure, readme.read_text())[0].groups()
-        metrics[f"test/student/{metric}"], metrics[f"test/teacher/{metric}"] = float(student), float(teacher)
-    return readme, log_dir, metrics
+    return path, log_dir
 
 
-def test_demo_drift_is_reported_then_written(demo_copy, tmp_path):
-    readme, log_dir, metrics = demo_copy
-    (log_dir / "test_metrics.json").write_text(json.dumps(metrics))
-    args = ["--readme", str(readme), "--skip", "anchors", "parameters", "--demo_log_dir", str(log_dir)]
-    assert readme_figures.main(args) == 0
-    metrics["test/teacher/weak_f1_macro"] = 0.12345
+def run(spread, log_dir, metrics, tmp_path):
     (log_dir / "test_metrics.json").write_text(json.dumps(metrics))
     out = tmp_path / "report.json"
-    assert readme_figures.main([*args, "--out", str(out)]) == 1
-    report = {r["figure"]: r for r in json.loads(out.read_text())["figures"]}
-    assert report["demo table: weak_f1_macro"]["status"] == "differs"
-    assert report["demo table: psds1_sed_scores_eval"]["status"] == "ok"
-    assert readme_figures.main([*args, "--write"]) == 0
-    assert "| weak_f1_macro |" in readme.read_text() and " 0.1235 " in readme.read_text()
-    assert readme_figures.main(args) == 0
+    code = readme_figures.main(["--spread", str(spread), "--skip", "anchors", "parameters",
+                                "--demo_log_dir", str(log_dir), "--out", str(out)])
+    return code, json.loads(out.read_text())["figures"][0]
 
 
-def test_a_demo_run_of_another_config_is_refused(demo_copy, capsys):
-    readme, log_dir, metrics = demo_copy
-    (log_dir / "test_metrics.json").write_text(json.dumps(metrics))
+def test_a_run_inside_the_widened_spread_is_ok_outside_is_not(baseline_demo, tmp_path):
+    spread, log_dir = baseline_demo
+    code, result = run(spread, log_dir, {"test/teacher/psds1_sed_scores_eval": 0.415,
+                                         "test/teacher/psds2_sed_scores_eval": 0.45}, tmp_path)
+    assert code == 0 and result["status"] == "ok", "0.415 is within max 0.40 + tolerance 0.02"
+    code, result = run(spread, log_dir, {"test/teacher/psds1_sed_scores_eval": 0.425,
+                                         "test/teacher/psds2_sed_scores_eval": 0.45}, tmp_path)
+    assert code == 1 and result["status"] == "outside [0.1800, 0.4200]"
+    assert result["metrics"]["test/teacher/psds2_sed_scores_eval"]["status"] == "ok"
+    code, result = run(spread, log_dir, {"test/teacher/psds1_sed_scores_eval": 0.3}, tmp_path)
+    assert code == 1 and result["metrics"]["test/teacher/psds2_sed_scores_eval"]["status"] == "not in the run's metrics"
+
+
+def test_an_unrecorded_spread_or_another_config_is_not_ok(baseline_demo, tmp_path):
+    spread, log_dir = baseline_demo
+    metrics = {"test/teacher/psds1_sed_scores_eval": 0.3, "test/teacher/psds2_sed_scores_eval": 0.5}
+    data = json.loads(spread.read_text())
+    next(d for d in data["demos"] if d["name"] == "dcase2022_baseline")["metrics"]["test/teacher/psds1_sed_scores_eval"] = None
+    unrecorded = tmp_path / "unrecorded.json"
+    unrecorded.write_text(json.dumps(data))
+    code, result = run(unrecorded, log_dir, metrics, tmp_path)
+    assert code == 1 and result["status"] == "no spread recorded"
     (log_dir / "config.yaml").write_text(readme_figures.DEFAULT_CONF.read_text())
-    args = ["--readme", str(readme), "--skip", "anchors", "parameters", "--demo_log_dir", str(log_dir)]
-    assert readme_figures.main(args) == 1
-    assert "differs from confs/dcase2022_task4_baseline/demo.yaml" in capsys.readouterr().out
+    code, result = run(spread, log_dir, metrics, tmp_path)
+    assert code == 1 and "differs from confs/dcase2022_task4_baseline/demo.yaml" in result["status"]

@@ -148,3 +148,21 @@ def test_issue13_item12_plot_with_detections_is_refused(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "--plot draws PSD-ROC curves, which need --scores or --operating_points" in capsys.readouterr().err
     assert not (tmp_path / "plots").exists()
+
+
+def test_ground_truth_events_just_past_the_end_are_clipped_far_ones_are_errors(tmp_path, capsys):
+    near = GT.replace("a.wav\t0.5\t2.0\tDog", "a.wav\t0.5\t2.0\tDog\na.wav\t9.0\t10.15\tDog")
+    detections = DETECTION + "a.wav\t9.0\t10.0\tDog\n"
+    rc, error, report = run_cli(tmp_path, capsys, ground_truth=near, detections=detections)
+    assert rc == 0 and error.strip() == (
+        f"notice: {tmp_path / 'gt.tsv'}: 1 events end up to 0.150 s after their clip's duration (tolerance 0.2 s); "
+        "clipped to it")
+    assert report["intersection_f1_macro"] == pytest.approx(1.0), "the clipped event matches a detection ending at 10 s"
+
+    rc, error, report = run_cli(tmp_path, capsys, ground_truth=near, detections=detections,
+                                extra=["--allow_events_past_duration"])
+    assert rc == 0 and "notice" not in error and "gt.tsv: 1 events end after their clip's duration (up to 0.150 s" in error
+
+    far = GT.replace("a.wav\t0.5\t2.0\tDog", "a.wav\t0.5\t2.0\tDog\na.wav\t9.0\t10.25\tDog")
+    rc, error, _ = run_cli(tmp_path, capsys, ground_truth=far, detections=detections)
+    assert rc == 2 and "gt.tsv, line 3: event ends at 10.25 s, after the end of clip 'a.wav' (10 s in" in error

@@ -149,3 +149,22 @@ def test_issue13_item11_segment_f1_macro_leaves_out_undefined_classes_as_sed_eva
     classwise = [report[f"segment_f1_classwise:{label}"] for label in sorted(set(ground_truth["event_label"].dropna()))]
     assert report["segment_f1_macro_nan_as_zero"] == pytest.approx(np.nansum(classwise) / 10, abs=1e-12)
     assert report["segment_f1_macro_nan_as_zero"] < full["segment_f1_macro"]
+
+
+def test_cli_scores_the_real_ground_truth_with_default_flags(desed, tmp_path, capsys):
+    """16 events of DESED's validation ground truth end up to 0.115 s after their clip: clipped, with a notice."""
+    ground_truth = pd.read_csv(desed / "validation.tsv", sep="\t")
+    durations = pd.read_csv(desed / "validation_durations.tsv", sep="\t").set_index("filename")["duration"]
+    events = ground_truth.dropna(subset=["event_label"]).copy()
+    end = events["filename"].map(durations)
+    assert ((events["offset"] - end) > 1e-3).sum() == 16
+    events["offset"] = np.minimum(events["offset"], end)
+    events.to_csv(tmp_path / "detections.tsv", sep="\t", index=False)
+    out = tmp_path / "report.json"
+    rc = main(["--ground_truth", str(desed / "validation.tsv"), "--durations", str(desed / "validation_durations.tsv"),
+               "--detections", str(tmp_path / "detections.tsv"), "--out", str(out)])
+    error = capsys.readouterr().err
+    assert rc == 0
+    assert "validation.tsv: 16 events end up to 0.115 s after their clip's duration (tolerance 0.2 s); clipped" in error
+    report = json.loads(out.read_text())
+    assert report["intersection_f1_macro"] == pytest.approx(1.0) and report["event_f1_micro"] == pytest.approx(1.0)
