@@ -38,7 +38,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from desed_task.training.schedulers import warmup_linear_decay_factor
-from desed_task.training.distributed import gather_objects, rank_shard, seed_worker
+from desed_task.training.distributed import (capture_rng_states, gather_objects, rank_entry, rank_shard,
+                                             restore_rng_states, seed_worker)
 from desed_task.utils.files import write_json
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class ClassificationTask(pl.LightningModule):
         self._outputs: dict[str, list[dict]] = {}
         self.validation_results: dict[str, float] = {}
         self.test_results: dict[str, float] = {}
+        self._train_generator: torch.Generator | None = None  # the training loader's shuffling and worker seeds
+        self._resumed_states: dict | None = None  # this rank's random states of a resumed checkpoint
 
     @property
     def seed(self) -> int:
@@ -210,7 +213,31 @@ class ClassificationTask(pl.LightningModule):
         return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
                           drop_last=train and bool(training.get("drop_last", True)) and len(dataset) >= batch_size,
                           num_workers=workers, worker_init_fn=seed_worker, persistent_workers=workers > 0,
-                          generator=torch.Generator().manual_seed(self.seed + self.global_rank))
+                          generator=self._train_loader_generator() if train
+                          else torch.Generator().manual_seed(self.seed + self.global_rank))
+
+    def _train_loader_generator(self) -> torch.Generator:
+        """The training loader's generator, seeded by (seed, rank), or in a resumed run the state it had when
+        the checkpoint was written: the resumed epochs shuffle as the uninterrupted run's did."""
+        self._train_generator = torch.Generator().manual_seed(self.seed + self.global_rank)
+        if self._resumed_states is not None:
+            self._train_generator.set_state(self._resumed_states["loader"])
+        return self._train_generator
+
+    # ------------------------------------------------------------------ exact resume
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Every rank's training-loader generator and global random states (dropout, augmentation)."""
+        loader = self._train_generator.get_state() if self._train_generator is not None else None
+        checkpoint["random_states"] = gather_objects({"loader": loader, "global": capture_rng_states()})
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        states = rank_entry(checkpoint.get("random_states"), self.global_rank, self.n_ranks, "random states")
+        self._resumed_states = states if states is not None and states["loader"] is not None else None
+
+    def on_train_epoch_start(self) -> None:
+        if self._resumed_states is not None:  # the first resumed epoch draws as the uninterrupted run's did
+            restore_rng_states(self._resumed_states["global"])
+            self._resumed_states = None
 
     @property
     def n_ranks(self) -> int:

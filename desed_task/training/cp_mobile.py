@@ -150,6 +150,7 @@ class CPMobileQATTask(CPMobileTask):
         return max(1, n_epochs - int((self.config.get("qat") or {}).get("freeze_observer_epochs", 4)))
 
     def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
         frozen = self.current_epoch >= self.freeze_from_epoch
         set_observers_frozen(self.model, frozen)
         self.model.apply(torch.ao.nn.intrinsic.qat.freeze_bn_stats)
