@@ -86,6 +86,10 @@ def load_task(checkpoint: str | Path | Mapping, conf_file: str | Path | None = N
     refuse_clip_classifier(checkpoint, source)
     config = checkpoint_config(checkpoint, source, conf_file)
     task_cls = task_cls or task_class_for(config)
+    if task_cls is SEDTask and (config.get("net") or {}).get("use_embeddings"):
+        raise CheckpointError(f"{source}: a late-fusion checkpoint (net.use_embeddings: pretrained PANNs / AST / "
+                              "BEATs embeddings, DCASE 2023 and 2024 baselines), which this command line cannot feed; "
+                              "test it with its recipe's --test_from_checkpoint")
     try:
         task = task_cls(config)
         load_sed_checkpoint(task, dict(checkpoint))
