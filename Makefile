@@ -51,8 +51,7 @@ demo-atst: install
 # DCASE 2024 baseline on the mini DESED (with a strong real set) + mini MAESTRO, with a small random BEATs (e2e).
 demo-dcase2024: install
 	rm -rf exp/demo_dcase2024
-	$(PY) recipes/dcase2024_task4_baseline/train_sed.py --conf_file confs/dcase2024_task4_baseline/demo.yaml \
-		--log_dir exp/demo_dcase2024 --gpus 0 --random_beats
+	$(PY) recipes/dcase2024_task4_baseline/demo.py
 
 bench: install
 	$(PY) benchmarks/train_throughput.py

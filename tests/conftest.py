@@ -18,3 +18,4 @@ def anchors() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+

@@ -234,17 +234,19 @@ def psds_from_operating_points(
             detections = operating_points[threshold][["filename", "onset", "offset", "event_label"]].copy()
             detections.index = pd.RangeIndex(1, len(detections) + 1, name="index")
             evaluator.add_operating_point(detections, info={"name": f"Op {index + 1:02d}", "threshold": threshold})
-        score = evaluator.psds(alpha_ct=scenario.alpha_ct, alpha_st=scenario.alpha_st, max_efpr=scenario.max_efpr)
         _, _, tpr_vs_efpr = evaluator.psd_roc_curves(scenario.alpha_ct)
+    # PSDSEval.psds(alpha_ct, alpha_st, max_efpr) on these curves, without building them a second time
+    psd_roc = evaluator._effective_tp_ratio(tpr_vs_efpr, scenario.alpha_st)
+    value = evaluator._auc(psd_roc.xp, psd_roc.yp, scenario.max_efpr, scenario.alpha_st > 0) / scenario.max_efpr
     class_names = sorted(set(evaluator.class_names) - {"injected_psds_world_label"})
     per_class_rocs = {name: (np.asarray(tpr_vs_efpr.xp), np.asarray(tpr_vs_efpr.yp[i])) for i, name in enumerate(class_names)}
     per_class = {
         name: float(PSDSEval._auc(x, y, scenario.max_efpr) / scenario.max_efpr) for name, (x, y) in per_class_rocs.items()
     }
     return PSDSResult(
-        value=float(score.value),
+        value=float(value),
         per_class=per_class,
-        roc=(np.asarray(score.plt.xp), np.asarray(score.plt.yp)),
+        roc=(np.asarray(psd_roc.xp), np.asarray(psd_roc.yp)),
         per_class_rocs=per_class_rocs,
         scenario=scenario,
         flavour="psds_eval",

@@ -172,6 +172,14 @@ def trainer_devices(gpus: str | int = "1", accelerator: str | None = None, devic
     return {"accelerator": accelerator, "devices": devices, "num_nodes": num_nodes, "strategy": strategy}
 
 
+def last_checkpoint(log_dir) -> ModelCheckpoint:
+    """`<log_dir>/last.ckpt`, rewritten at the end of every training epoch (what `--resume_from_checkpoint`
+    continues from). Lightning's `save_last` refreshes it only when a top-k checkpoint is saved, so after the
+    best epoch it would keep an older state."""
+    return ModelCheckpoint(dirpath=log_dir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                           save_on_train_epoch_end=True, enable_version_counter=False)
+
+
 def trainer_precision(precision) -> str | int:
     """Config precision (32, 16, 'bf16', or a Lightning string) -> Lightning precision."""
     return {32: "32-true", "32": "32-true", 16: "16-mixed", "16": "16-mixed", "bf16": "bf16-mixed"}.get(
@@ -364,11 +372,10 @@ def single_run(
         callbacks += [
             EarlyStopping(monitor=system.monitor, patience=training["early_stop_patience"],
                           mode=task_cls.obj_metric_mode),
-            ModelCheckpoint(dirpath=log_dir, monitor=system.monitor, mode=task_cls.obj_metric_mode, save_top_k=1,
-                            save_last=True),
+            ModelCheckpoint(dirpath=log_dir, monitor=system.monitor, mode=task_cls.obj_metric_mode, save_top_k=1),
         ]
-    elif checkpoint is None:
-        callbacks.append(ModelCheckpoint(dirpath=log_dir, save_last=True, save_top_k=0))
+    if checkpoint is None:
+        callbacks.append(last_checkpoint(log_dir))
     limit = FAST_DEV_BATCHES if fast_dev_run else None  # None: all batches, without Lightning's notice for 1.0
     trainer = pl.Trainer(
         **trainer_devices(gpus, accelerator, devices, num_nodes),
@@ -391,8 +398,9 @@ def single_run(
     )
     if checkpoint is None:
         trainer.fit(task, ckpt_path=resume_from_checkpoint)
-        best = trainer.checkpoint_callback.best_model_path
-        if system.monitor:
+        best = None
+        if system.monitor:  # the monitored checkpoint is the first callback; without one, test the last weights
+            best = trainer.checkpoint_callback.best_model_path
             log.info("best model: %s", best or "(none, testing the last weights)")
         trainer.test(task, ckpt_path=best or None, verbose=False)
     else:

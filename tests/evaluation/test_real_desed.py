@@ -72,8 +72,8 @@ def test_operating_point_psds_equals_psds_eval(desed):
     ground_truth = load_ground_truth(desed / "validation.tsv")
     durations = load_durations(desed / "validation_durations.tsv")
     operating_points = load_operating_points(desed / "baseline_student" / "predictions_operating_points")
-    subset = operating_points
-    assert len(subset) == 50
+    assert len(operating_points) == 50
+    subset = {threshold: operating_points[threshold] for threshold in sorted(operating_points)[::5]}  # 10 of them
     gt_raw = pd.read_csv(desed / "validation.tsv", sep="\t")
     meta_raw = pd.read_csv(desed / "validation_durations.tsv", sep="\t")
     for scenario in (PSDS1, PSDS2):

@@ -1,10 +1,14 @@
 """A tiny generated mini DESED (16 clips per set) and a tiny-model config, shared by the recipe tests."""
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from desed_task.data.mini import ensure_mini_dataset
+
+sys.path.insert(0, str(Path(__file__).parent))  # cheap_metrics, shared with the ddp_worker.py script
+from cheap_metrics import use_cheap_test_metrics  # noqa: E402
 
 MINI_SIZES = {"n_synth": 16, "n_weak": 16, "n_unlabeled": 16, "n_synth_val": 16, "n_test": 16}
 
@@ -35,3 +39,9 @@ def tiny_overrides(mini_dir) -> list[str]:
         "net.nb_filters=[4,8,8,8,8,8,8]",
         "net.n_RNN_cell=8",
     ]
+
+
+@pytest.fixture(autouse=True)
+def cheap_test_metrics(monkeypatch):
+    """Every in-process run here, and the DDP workers, skip psds_eval and the plots (cheap_metrics.py)."""
+    use_cheap_test_metrics(monkeypatch.setattr)

@@ -7,8 +7,8 @@ validated and tested on, into `<log_dir>/ranks/rank<R>_<stage>.json` (and its fi
 Launched by Lightning itself (`--accelerator cpu --devices 2` re-runs this script for rank 1) or by torchrun.
 Under torchrun, `--then` runs more recipes one after the other in the same processes (and process group),
 which saves starting and importing for each.
-Every checkpoint and score-file write is also listed, with the writing rank, in `ranks/writes.tsv`; PSD-ROC
-plots are skipped (the baseline recipe tests cover them).
+Every checkpoint and score-file write is also listed, with the writing rank, in `ranks/writes.tsv`; psds_eval
+and the PSD-ROC plots are skipped (cheap_metrics.py), as in the in-process runs they are compared with.
 """
 import json
 import sys
@@ -18,9 +18,10 @@ import torch
 import torch.distributed as dist
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from desed_task.training import run, sed
+from desed_task.training import run
 from desed_task.training.irct import IRCTTask
 from desed_task.training.sed import SEDTask
+from cheap_metrics import use_cheap_test_metrics
 
 
 def log_writes(kind: str, write, path_argument: int):
@@ -120,7 +121,7 @@ CURRENT = {"log_dir": "."}
 if __name__ == "__main__":
     TorchCheckpointIO.save_checkpoint = log_writes("checkpoint", TorchCheckpointIO.save_checkpoint, 2)
     run.write_scores = log_writes("scores", run.write_scores, 0)
-    sed.save_psd_roc_plot = lambda *args, **kwargs: None
+    use_cheap_test_metrics()
     segments, segment = [], []
     for arg in sys.argv[1:]:
         if arg == "--then":

@@ -24,10 +24,10 @@ def overrides():
 
 
 def test_fast_dev_run_reports_desed_and_maestro_metrics(overrides, tmp_path):
-    main = runpy.run_path(str(REPO / "recipes/dcase2024_task4_baseline/train_sed.py"))["main"]
+    main = runpy.run_path(str(REPO / "recipes/dcase2024_task4_baseline/demo.py"))["main"]
     checkpoint = tmp_path / "beats.pt"
     results = main(["--conf_file", str(REPO / "confs/dcase2024_task4_baseline/demo.yaml"), "--log_dir",
-                    str(tmp_path / "run"), "--gpus", "0", "--fast_dev_run", "--scores_file", "", "--random_beats",
+                    str(tmp_path / "run"), "--fast_dev_run", "--scores_file", "",
                     "--set", f"pretrained.checkpoint={checkpoint}", *overrides])
     assert checkpoint.is_file()
     for model in ("student", "teacher"):

@@ -72,7 +72,7 @@ def test_every_split_extracted_for_each_family(extracted, mini_dir):
 
 @pytest.mark.parametrize("family", ["panns", "ast"])
 def test_each_2022_family_trains_tests_and_retests_from_its_checkpoint(family, extracted, tiny_overrides, tmp_path):
-    """fast_dev_run on the family's files, then `--test_from_checkpoint` of the written checkpoint in a fresh run
+    """fast_dev_run on the family's files, then `--test_from_checkpoint` of its best checkpoint in a fresh run
     gives the same test metrics on the same (first) test batch: same weights, embeddings and post-processing."""
     conf, overrides = family_args(family, extracted, tiny_overrides)
     log_dir = tmp_path / "run"
@@ -84,8 +84,9 @@ def test_each_2022_family_trains_tests_and_retests_from_its_checkpoint(family, e
     assert state[key].shape == shape
 
     retest_dir = tmp_path / "retest"
+    (best,) = log_dir.glob("epoch=*.ckpt")  # the checkpoint the training run tested
     train(["--conf_file", conf, "--log_dir", str(retest_dir), "--gpus", "0", "--fast_dev_run", "--scores_file", "",
-           "--test_from_checkpoint", str(log_dir / "last.ckpt"), *overrides], task_cls=PretrainedSEDTask)
+           "--test_from_checkpoint", str(best), *overrides], task_cls=PretrainedSEDTask)
     retested = json.loads((retest_dir / "test_metrics.json").read_text())
     for name in ("test/teacher/psds1_sed_scores_eval", "test/student/psds2_sed_scores_eval",
                  "test/student/intersection_f1_macro", "test/teacher/weak_f1_macro"):

@@ -94,30 +94,6 @@ def test_fit_writes_metrics_scores_and_checkpoints(trained, mini_dir):
     assert set(scores) == test_clips
 
 
-def test_same_seed_gives_identical_test_metrics(trained, tmp_path, tiny_overrides):
-    _, first = trained
-    again = run(tmp_path, tiny_overrides)
-    assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)  # NaN-aware, exact
-
-
-def test_resume_continues_epoch_step_teacher_optimizer_and_scheduler(trained, tmp_path, tiny_overrides):
-    log_dir, _ = trained
-    checkpoint = torch.load(log_dir / "last.ckpt", map_location="cpu", weights_only=False)
-    steps = checkpoint["global_step"]
-    assert steps > 0 and checkpoint["epoch"] == 0
-    run(tmp_path, [*tiny_overrides, "training.n_epochs=2"], "--resume_from_checkpoint", str(log_dir / "last.ckpt"),
-        task_cls=RecordingTask)
-    start = RecordingTask.last.start_state
-    assert start["epoch"] == 1 and start["global_step"] == steps
-    for key, value in start["teacher"].items():
-        assert torch.equal(value, checkpoint["state_dict"][f"sed_teacher.{key}"]), key
-    assert start["adam_steps"] and all(step == steps for step in start["adam_steps"])
-    assert start["scheduler_step"] == steps + 1
-    resumed = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)
-    assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * steps
-    assert resumed["lr_schedulers"][0]["last_epoch"] == 2 * steps
-
-
 def official_style_checkpoint(path, trained_dir):
     """A Lightning checkpoint laid out like the official baseline's: sed_student./sed_teacher. keys, the
     official mel_spec.* buffers, hyper-parameters; the teacher differs from the student."""
@@ -180,11 +156,6 @@ def test_issue13_item15_bad_input_is_one_line_exit_2_and_leaves_no_log_dir(tmp_p
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines()[-1].startswith("error: override 'training.n_epoch=3': unknown key")
     assert "Traceback" not in completed.stderr
-    missing_weak = [*tiny_overrides, "data.mini=null", f"data.weak_tsv={tmp_path / 'weak.tsv'}"]
-    completed = run_script(log_dir, "--fast_dev_run", *missing_weak)
-    assert completed.returncode == 2, completed.stderr[-2000:]
-    assert completed.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "Traceback" not in completed.stderr
     assert not (log_dir / "config.yaml").exists()
 
 
@@ -201,24 +172,33 @@ def test_issue13_item4_a_second_run_into_the_same_log_dir_gets_its_own_version(t
     assert (log_dir / "version_1" / "test_metrics.json").is_file()
 
 
-def test_issue13_item5_smoke_runs_never_write_the_score_file(tmp_path, tiny_overrides):
-    scores = tmp_path / "scores.txt"
-    results = run(tmp_path / "run", tiny_overrides, "--fast_dev_run", "--scores_file", str(scores))
-    assert results and not scores.exists()
-
-
-def test_issue13_item6_two_epochs_plus_a_resumed_one_equal_three_epochs(tmp_path, tiny_overrides):
-    """Exact resume on CPU: dropout (global RNG), mixup, sampler, loader workers, teacher, optimiser, scheduler."""
+def test_issue13_item6_one_epoch_plus_a_resumed_one_equal_two_epochs(tmp_path, tiny_overrides):
+    """Exact resume on CPU: dropout (global RNG), mixup, sampler, loader workers, teacher, optimiser, scheduler.
+    The resumed run starts from the checkpoint's epoch, step, teacher, Adam and scheduler state, and its test
+    metrics equal those of an uninterrupted run bit for bit (so the same seed also gives the same run)."""
     overrides = [*tiny_overrides, "training.num_workers=1", "training.n_test_thresholds=3"]
-    straight = run(tmp_path / "straight", [*overrides, "training.n_epochs=3"])
-    run(tmp_path / "split", [*overrides, "training.n_epochs=2"])
-    energy_before = torch.load(tmp_path / "split/last.ckpt", map_location="cpu", weights_only=False)["callbacks"][
-        "CodeCarbonCallback"]["training_kwh"]
-    resumed = run(tmp_path / "split", [*overrides, "training.n_epochs=3"],
-                  "--resume_from_checkpoint", str(tmp_path / "split/last.ckpt"))
-    assert json.dumps(resumed, sort_keys=True) == json.dumps(straight, sort_keys=True)
+    straight = run(tmp_path / "straight", [*overrides, "training.n_epochs=2"])
+    run(tmp_path / "split", overrides)
+    checkpoint = torch.load(tmp_path / "split/last.ckpt", map_location="cpu", weights_only=False)
+    steps = checkpoint["global_step"]
+    assert steps > 0 and checkpoint["epoch"] == 0
+    energy_before = checkpoint["callbacks"]["CodeCarbonCallback"]["training_kwh"]
+    resumed = run(tmp_path / "split", [*overrides, "training.n_epochs=2"],
+                  "--resume_from_checkpoint", str(tmp_path / "split/last.ckpt"), task_cls=RecordingTask)
+    start = RecordingTask.last.start_state
+    assert start["epoch"] == 1 and start["global_step"] == steps
+    for key, value in start["teacher"].items():
+        assert torch.equal(value, checkpoint["state_dict"][f"sed_teacher.{key}"]), key
+    assert start["adam_steps"] and all(step == steps for step in start["adam_steps"])
+    assert start["scheduler_step"] == steps + 1
+    assert json.dumps(resumed, sort_keys=True) == json.dumps(straight, sort_keys=True)  # NaN-aware, exact
+    last, uninterrupted = (torch.load(tmp_path / run_dir / "last.ckpt", map_location="cpu", weights_only=False)
+                           for run_dir in ("split", "straight"))
+    assert last["global_step"] == uninterrupted["global_step"] == 2 * steps
+    assert last["epoch"] == uninterrupted["epoch"]
+    assert last["lr_schedulers"][0]["last_epoch"] == uninterrupted["lr_schedulers"][0]["last_epoch"] == 2 * steps
     assert float((tmp_path / "split/training_codecarbon/training_tot_kwh.txt").read_text()) >= energy_before > 0
-    assert "n_epochs: 3" in (tmp_path / "split/hparams.yaml").read_text()
+    assert "n_epochs: 2" in (tmp_path / "split/hparams.yaml").read_text()
     assert not (tmp_path / "split/version_1").exists()
 
 
