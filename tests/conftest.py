@@ -18,4 +18,3 @@ def anchors() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
-
