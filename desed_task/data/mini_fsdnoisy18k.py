@@ -106,8 +106,6 @@ def generate_mini_fsdnoisy18k(out_dir, seed: int = 0, n_noisy: int = 20, n_clean
     return paths
 
 
-
-
 def ensure_mini_fsdnoisy18k(out_dir, seed: int = 0, workers: int | None = None, **sizes) -> dict[str, Path]:
     """Generate the mini dataset unless a complete one with the same seed and sizes is there (see
     `ensure_generated`); returns its paths."""

@@ -187,3 +187,16 @@ def tune(method: str, scores: dict[str, pd.DataFrame], ground_truth: pd.DataFram
         tuning["defaults_kept"] = kept
     chosen = {label: dict(candidates[choice.get(label, default_index)]) for label in classes}
     return PostprocessParams(stored, classes, chosen, tuning)
+
+
+def tuning_request(value) -> dict | None:
+    """`training.postprocess` read as a request to tune after training, `{tune: METHOD, objective: OBJECTIVE}`
+    (objective default psds1); None for a parameter-file path or null."""
+    if not isinstance(value, dict):
+        return None
+    unknown = sorted(set(value) - {"tune", "objective"})
+    method, objective = value.get("tune"), value.get("objective", "psds1")
+    if unknown or method not in TUNING_METHODS or objective not in OBJECTIVES:
+        raise BadInput(f"training.postprocess: give a parameter file or {{tune: {'|'.join(TUNING_METHODS)}, "
+                       f"objective: {'|'.join(OBJECTIVES)}}}, got {value!r}")
+    return {"method": method, "objective": objective}

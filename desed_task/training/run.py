@@ -32,6 +32,7 @@ from desed_task.training.sed_scoring import MODELS
 from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.config import (ConfigSchema, apply_overrides, get_nested, load_config, save_config,
                                      set_nested)
+from desed_task.postprocess.tune import tuning_request
 from desed_task.utils.errors import BadInput, InputError, MissingInput
 from desed_task.utils.files import load_torch_file
 from desed_task.utils.logs import configure_logging
@@ -261,7 +262,8 @@ class EpochReport(pl.Callback):
             return
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
                    if name.startswith("val/") and "class" not in name and getattr(value, "numel", lambda: 1)() == 1}
-        log.info("epoch %d: %s", trainer.current_epoch,
+        fitting = trainer.state.fn == "fit"
+        log.info("%s: %s", f"epoch {trainer.current_epoch}" if fitting else "validation of the tested weights",
                  "  ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items())) or "validated")
 
 
@@ -347,6 +349,10 @@ def single_run(
     evaluation = eval_from_checkpoint is not None
     if evaluation and not system.sed:
         raise BadInput(f"--eval_from_checkpoint: {system.name} is not an SED system; use --test_from_checkpoint")
+    tune_after_training = tuning_request(training.get("postprocess")) if system.sed else None
+    if tune_after_training and checkpoint_path is not None:
+        raise BadInput("training.postprocess: tuning runs after training; to test a checkpoint, tune with "
+                       "`python -m desed_task.postprocess tune` and give the parameter file")
     checkpoint = None
     if resume_from_checkpoint is not None and not Path(resume_from_checkpoint).is_file():
         raise MissingInput(f"--resume_from_checkpoint {resume_from_checkpoint}: file not found")
@@ -402,6 +408,8 @@ def single_run(
         if system.monitor:  # the monitored checkpoint is the first callback; without one, test the last weights
             best = trainer.checkpoint_callback.best_model_path
             log.info("best model: %s", best or "(none, testing the last weights)")
+        if tune_after_training:  # the validation scores of the tested weights, to tune the post-processing on
+            trainer.validate(task, ckpt_path=best or None, verbose=False)
         trainer.test(task, ckpt_path=best or None, verbose=False)
     else:
         trainer.test(task, verbose=False)

@@ -22,7 +22,9 @@ from torch.utils.data import Dataset
 from desed_task.data.encoder import ManyHotEncoder
 from desed_task.evaluation import (decode_strong_scores, intersection_f1_macro, load_durations, load_ground_truth,
                                    save_psd_roc_plot, scores_to_detections, sed_report, weak_f1)
+from desed_task.postprocess.params import save_params
 from desed_task.postprocess.report import postprocessed_metrics
+from desed_task.postprocess.tune import tune, tuning_request
 from desed_task.training.distributed import broadcast_from_rank0, gather_clips
 from desed_task.utils.errors import BadInput
 from desed_task.utils.files import write_json
@@ -87,10 +89,26 @@ def write_eval_scores(outputs: dict, encoder: ManyHotEncoder, median_window, dur
     log.info("evaluation scores written to %s", log_dir / "eval_scores")
 
 
-def report_test_metrics(outputs: dict, encoder: ManyHotEncoder, config: dict, log_dir: Path) -> dict[str, float]:
+def tune_postprocessing(validation_scores: dict, ground_truth: pd.DataFrame, durations: dict, request: dict,
+                        log_dir: Path) -> dict[str, Path]:
+    """Per model, the post-processing `request` (`tuning_request`) tuned on its raw validation score tables,
+    saved as `<log_dir>/postprocess_<model>.yaml`; returns those paths."""
+    paths = {}
+    for model in MODELS:
+        params = tune(request["method"], validation_scores[model], ground_truth, durations, request["objective"])
+        paths[model] = save_params(params, log_dir / f"postprocess_{model}.yaml")
+        log.info("%s post-processing tuned on %d validation clips (%s %.4f): %s", model,
+                 params.tuning["clips"], request["objective"], params.tuning["value"], paths[model])
+    return paths
+
+
+def report_test_metrics(outputs: dict, encoder: ManyHotEncoder, config: dict, log_dir: Path,
+                        postprocess: dict[str, Path] | None = None) -> dict[str, float]:
     """PSDS (both tools), F1s for student and teacher on all test clips; writes score files and PSD-ROC plots;
-    returns the metrics."""
+    returns the metrics. `postprocess`: per model, a parameter file for the `_postprocessed` metrics
+    (default: `training.postprocess` for both)."""
     data, training = config["data"], config["training"]
+    postprocess = postprocess or {model: training.get("postprocess") for model in MODELS}
     ground_truth, durations = restrict_to_clips(
         load_ground_truth(data["test_tsv"]), load_durations(data["test_dur"]), outputs["file_id"])
     thresholds = psds_thresholds(int(training["n_test_thresholds"]))
@@ -110,7 +128,7 @@ def report_test_metrics(outputs: dict, encoder: ManyHotEncoder, config: dict, lo
         for name, value in report.items():
             if isinstance(value, (int, float)) and name != "threshold":
                 results[f"test/{model}/{name}"] = float(value)
-        results.update(postprocessed_metrics(raw, ground_truth, durations, training.get("postprocess"),
+        results.update(postprocessed_metrics(raw, ground_truth, durations, postprocess[model],
                                              f"test/{model}", plain=results))
         plot_psd_roc(curves, log_dir / "psd_roc" / model)
         macro, per_class = weak_f1(torch.stack(outputs[f"{model}_weak"]).numpy(), targets, encoder.labels,
@@ -183,9 +201,19 @@ class SEDEvaluation:
 
     def on_validation_epoch_end(self) -> None:
         outputs = {name: self._collect(f"val_{name}") for name in self.validation_sets()}
+        if tuning_request(self.config["training"].get("postprocess")) and self.global_rank == 0 and outputs["synth"]:
+            self.keep_validation_scores(outputs["synth"])
         results = self._validation_metrics(**outputs) if self.global_rank == 0 else {}
         for name, value in broadcast_from_rank0(results).items():
             self.log(name, value, prog_bar=name == "val/obj_metric", sync_dist=True)  # equal on every rank
+
+    def keep_validation_scores(self, synth: dict) -> None:
+        """Raw score tables of the synthetic validation set per model, with its ground truth and durations
+        (`validation_scores`), to tune the post-processing on before testing (`training.postprocess: {tune:
+        ...}`)."""
+        ground_truth, durations = restrict_to_clips(*self.synth_val_reference(), synth["file_id"])
+        self.validation_scores = {"ground_truth": ground_truth, "durations": durations, **{
+            model: self._decode(synth[model], synth["file_id"], durations)[0] for model in MODELS}}
 
     def _validation_metrics(self, synth: dict, weak: dict) -> dict[str, float]:
         """Hook: the epoch's metrics (computed on rank 0, logged on every rank), which include the checkpoint
@@ -249,5 +277,14 @@ class SEDEvaluation:
         return {}
 
     def _test_metrics(self, outputs: dict) -> dict[str, float]:
-        """Hook: the test metrics of the collected outputs, computed on rank 0 (`report_test_metrics`)."""
-        return report_test_metrics(outputs, self.encoder, self.config, self.log_dir)
+        """Hook: the test metrics of the collected outputs, computed on rank 0 (`report_test_metrics`), with
+        the post-processing tuned on the last validation when `training.postprocess` asks for tuning."""
+        request = tuning_request(self.config["training"].get("postprocess"))
+        postprocess = None
+        if request is not None:
+            if self.validation_scores is None:
+                raise BadInput("training.postprocess asks to tune on the synthetic validation set, which was "
+                               "not scored before testing")
+            kept = self.validation_scores
+            postprocess = tune_postprocessing(kept, kept["ground_truth"], kept["durations"], request, self.log_dir)
+        return report_test_metrics(outputs, self.encoder, self.config, self.log_dir, postprocess)

@@ -4,7 +4,8 @@ import pytest
 
 from desed_task.evaluation import threshold_independent_psds
 from desed_task.postprocess import apply_postprocessing, csebbs_grid, median_grid, tune
-from desed_task.postprocess.tune import class_pieces, combined_value
+from desed_task.postprocess.tune import class_pieces, combined_value, tuning_request
+from desed_task.utils.errors import BadInput
 
 FRAME = 0.1
 
@@ -74,3 +75,13 @@ def test_bad_method_and_objective():
         tune("median", scores, ground_truth, durations, "psds3")
     with pytest.raises(ValueError, match="unknown tuning method"):
         tune("wiener", scores, ground_truth, durations)
+
+
+def test_tuning_request_reads_training_postprocess():
+    assert tuning_request(None) is None and tuning_request("params.yaml") is None
+    assert tuning_request({"tune": "csebbs"}) == {"method": "csebbs", "objective": "psds1"}
+    assert tuning_request({"tune": "median", "objective": "collar_f1"}) == {"method": "median",
+                                                                           "objective": "collar_f1"}
+    for bad in ({"tune": "mean"}, {"tune": "median", "objective": "psds3"}, {"tune": "median", "window": 3}, {}):
+        with pytest.raises(BadInput, match="training.postprocess: give a parameter file or"):
+            tuning_request(bad)

@@ -142,6 +142,7 @@ def check_metrics_once(ranks: list[dict], stage_sets: dict[str, int]) -> None:
     assert ranks[0]["metric_calls"] and not ranks[1]["metric_calls"]
 
 
+@pytest.mark.slow  # a 2-process launch (~40 CPU-seconds); run by .ci/run
 def test_sed_ddp_shards_metrics_once_and_rank0_writes(sed_run, ddp_mini):
     fit, test = records(sed_run, "fit"), records(sed_run, "test")
     check_epoch_shards(fit, "0", ddp_mini)
@@ -157,6 +158,7 @@ def test_sed_ddp_shards_metrics_once_and_rank0_writes(sed_run, ddp_mini):
     assert len(list((sed_run / "test_scores/teacher").glob("*.tsv"))) == SIZES["n_test"]
 
 
+@pytest.mark.slow  # a 2-process launch (~40 CPU-seconds); run by .ci/run
 def test_sed_ddp_teacher_and_mixup_consistent_across_ranks(sed_run):
     fit = records(sed_run, "fit")
     weights = [torch.load(sed_run / "ranks" / f"rank{r}_fit.pt") for r in range(2)]
@@ -174,6 +176,7 @@ def test_sed_ddp_teacher_and_mixup_consistent_across_ranks(sed_run):
         assert all(p["used"] == p["drawn"][rank] for p in drawn)
 
 
+@pytest.mark.slow  # a 2-process launch (~40 CPU-seconds); run by .ci/run
 def test_sed_ddp_metrics_equal_single_process_scoring(sed_run, overrides, tmp_path):
     """Validation and test metrics of the 2-process run = one process scoring the same checkpoints."""
     fit = records(sed_run, "fit")

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from desed_task.evaluation import load_score_tables
+from desed_task.evaluation import load_durations, load_ground_truth, load_score_tables
+from desed_task.postprocess import load_params
+from desed_task.postprocess.report import postprocessed_metrics
 from desed_task.training.run import main
 from desed_task.training.sed import SEDTask
 from desed_task.utils.scores import read_score_blocks
@@ -212,3 +214,30 @@ def test_issue13_item7_test_from_checkpoint_uses_the_checkpoint_post_processing(
     assert "median_window: 5" in (tmp_path / "default/config.yaml").read_text()
     run(tmp_path / "asked", [*base, "training.median_window=1"], "--test_from_checkpoint", str(tmp_path / "model.ckpt"))
     assert "median_window: 1" in (tmp_path / "asked/config.yaml").read_text()
+
+
+def test_postprocessing_tuned_after_training_is_applied_at_test(tmp_path, tiny_overrides, mini_dir):
+    """`training.postprocess: {tune: ...}`: the best checkpoint is validated again, class-wise median windows are
+    tuned per model on those synthetic validation scores, saved, and the test metrics are also given with them;
+    they equal the saved file applied to the written raw test score tables."""
+    results = run(tmp_path, [*tiny_overrides, "training.postprocess={tune: classwise_median, objective: psds1}"])
+    metadata = mini_dir / "metadata/validation"
+    ground_truth = load_ground_truth(metadata / "validation.tsv")
+    durations = load_durations(metadata / "validation_durations.tsv")
+    for model in ("student", "teacher"):
+        params = load_params(tmp_path / f"postprocess_{model}.yaml")
+        assert params.method == "median" and params.tuning["clips"] == 16  # all synthetic validation clips
+        assert params.tuning["objective"] == "psds1"
+        raw = load_score_tables(tmp_path / "test_scores_raw" / model)
+        again = postprocessed_metrics(raw, ground_truth, durations, tmp_path / f"postprocess_{model}.yaml",
+                                      f"test/{model}")
+        assert again and {k: results[k] for k in again} == pytest.approx(again, nan_ok=True)
+
+
+def test_postprocessing_tuning_needs_a_training_run(tmp_path, tiny_overrides, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run(tmp_path / "run", [*tiny_overrides, "training.postprocess={tune: csebbs}"],
+            "--test_from_checkpoint", str(tmp_path / "any.ckpt"))
+    assert stopped.value.code == 2
+    assert "tuning runs after training" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()
