@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", choices=["teacher", "student"], default="teacher", help="which model of the checkpoint")
     parser.add_argument("--conf_file", help="training config, only for checkpoints without hyper-parameters "
                                             "(the checkpoint's architecture sections still win)")
+    parser.add_argument("--embedding_checkpoint", help="late-fusion checkpoints (DCASE 2022-2024 embedding "
+                        "baselines): the embedding model's weights (default: the config's pretrained.checkpoint)")
     parser.add_argument("--task", help="trainer class module:Class (default: chosen from the checkpoint's config)")
     parser.add_argument("--threshold", nargs="+", default=["0.5"], metavar="T",
                         help="decision threshold: one value, one per class, or VALUE Label=VALUE ... (default 0.5)")
@@ -113,7 +115,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     try:
         task_cls = import_task_class(args.task) if args.task else None
-        task = load_task(args.checkpoint, conf_file=args.conf_file, task_cls=task_cls)
+        task = load_task(args.checkpoint, conf_file=args.conf_file, task_cls=task_cls,
+                         embedding_checkpoint=args.embedding_checkpoint)
         detector = Detector(task, model=args.model, hop=args.hop, taper=args.taper,
                             median_window=args.median_window[0] if args.median_window and len(args.median_window) == 1
                             else args.median_window, threshold=args.threshold, batch_size=args.batch_size,

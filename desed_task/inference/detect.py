@@ -204,9 +204,9 @@ class Detector:
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else contextlib.nullcontext())
         with torch.inference_mode():
-            inputs = self.task.inference_inputs(audio)
+            inputs, embeddings = self.task.inference_inputs(audio), self.task.audio_embeddings(audio)
             with autocast:
-                strong, _ = self.task.detect(inputs, self.model)
+                strong, _ = self.task.detect(inputs, self.model, embeddings)
             strong = strong.float().cpu().numpy()
             mel = None
             if self.keep_spectrogram:

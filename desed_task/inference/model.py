@@ -77,19 +77,31 @@ def checkpoint_config(checkpoint: Mapping, source, conf_file: str | Path | None 
     return {key: dict(value) if isinstance(value, Mapping) else value for key, value in hparams.items()}
 
 
+def late_fusion_config(config: dict, source, embedding_checkpoint: str | Path | None) -> dict:
+    """A late-fusion config (net.use_embeddings: PANNs / AST / BEATs embeddings, DCASE 2022-2024 baselines)
+    set to compute its embeddings itself (`pretrained.e2e`) from `embedding_checkpoint`, else from the
+    config's `pretrained.checkpoint`; a missing file is a `CheckpointError`."""
+    pretrained = dict(config.get("pretrained") or {})
+    weights = embedding_checkpoint or pretrained.get("checkpoint")
+    if not weights or not Path(weights).is_file():
+        raise CheckpointError(f"{source}: a late-fusion checkpoint needs the weights of its embedding model "
+                              f"({pretrained.get('model', 'pretrained.model')}): give them with "
+                              f"--embedding_checkpoint (pretrained.checkpoint {weights!r} is not a file)")
+    return {**config, "pretrained": {**pretrained, "e2e": True, "checkpoint": str(weights)}}
+
+
 def load_task(checkpoint: str | Path | Mapping, conf_file: str | Path | None = None,
-              task_cls: type[SEDTask] | None = None) -> SEDTask:
-    """The trainer task of a checkpoint (path or loaded dict), weights loaded, in eval mode."""
+              task_cls: type[SEDTask] | None = None, embedding_checkpoint: str | Path | None = None) -> SEDTask:
+    """The trainer task of a checkpoint (path or loaded dict), weights loaded, in eval mode. A late-fusion
+    checkpoint runs its embedding model inside the task (`late_fusion_config`)."""
     source = checkpoint if not isinstance(checkpoint, Mapping) else "checkpoint"
     if not isinstance(checkpoint, Mapping):
         checkpoint = read_checkpoint(checkpoint)
     refuse_clip_classifier(checkpoint, source)
     config = checkpoint_config(checkpoint, source, conf_file)
+    if isinstance(config.get("pretrained"), Mapping) and (config.get("net") or {}).get("use_embeddings"):
+        config = late_fusion_config(config, source, embedding_checkpoint)
     task_cls = task_cls or task_class_for(config)
-    if task_cls is SEDTask and (config.get("net") or {}).get("use_embeddings"):
-        raise CheckpointError(f"{source}: a late-fusion checkpoint (net.use_embeddings: pretrained PANNs / AST / "
-                              "BEATs embeddings, DCASE 2023 and 2024 baselines), which this command line cannot feed; "
-                              "test it with its recipe's --test_from_checkpoint")
     try:
         task = task_cls(config)
         load_sed_checkpoint(task, dict(checkpoint))

@@ -109,6 +109,10 @@ class PretrainedSEDTask(SEDTask):
                 return self.pretrained_model(audio)[self.embedding_type]
         return self.pretrained_model(audio)[self.embedding_type]
 
+    def audio_embeddings(self, audio: Tensor) -> Tensor | None:
+        """The pretrained model's embeddings of the waveforms (`e2e`; inference loads checkpoints so)."""
+        return self.compute_embeddings(audio) if self.pretrained_model is not None else None
+
     def optional_checkpoint_modules(self) -> dict[str, nn.Module]:
         """Adds the end-to-end pretrained model (`pretrained_model.*`)."""
         modules = super().optional_checkpoint_modules()

@@ -41,6 +41,7 @@ from desed_task.training.probe import ProbeTask
 from desed_task.training.sed import SEDTask
 from desed_task.training.uclser import ContrastiveTask, UCLSERTask
 from desed_task.training.uclser_data import ContrastivePatchDataset, extract_fsdnoisy18k
+from desed_task.utils.config import get_nested
 from desed_task.utils.errors import BadInput, MissingInput
 from desed_task.utils.files import atomic_path, write_json
 
@@ -68,7 +69,8 @@ class System:
     data: clip classifiers only: `(config, log_dir) -> task keyword arguments` (datasets, class names).
     finish: after the test: `(task, results, config, log_dir)` writes the system's extra reports.
     monitor: the validation metric selecting the tested checkpoint; None: the last epoch is tested.
-    marker: a config section found only in this system's checkpoints (how inference recognises them).
+    marker: a config key (section or dotted path) found only in this system's checkpoints (how inference
+        recognises them).
     """
 
     name: str
@@ -242,10 +244,10 @@ SYSTEMS: dict[str, System] = {system.name: system for system in (
            "./confs/dcase2022_task4_baseline/pretrained_ast_frame.yaml", "./exp/2022_pretrained",
            ("dcase2022_task4_baseline/pretrained_*.yaml", "dcase2023_task4_baseline/*.yaml",
             "dcase2022_task4_baseline/demo_pretrained.yaml"),
-           recipe="recipes/dcase2022_task4_baseline/train_pretrained.py"),
+           recipe="recipes/dcase2022_task4_baseline/train_pretrained.py", marker="pretrained"),
     System("dcase2024", "DCASE 2024 Task 4 baseline: DESED + MAESTRO, BEATs late fusion, class masks", DCASE2024Task,
            "./confs/dcase2024_task4_baseline/default.yaml", "./exp/2024_baseline", ("dcase2024_task4_baseline/*.yaml",),
-           recipe="recipes/dcase2024_task4_baseline/train_sed.py", strong_real=True),
+           recipe="recipes/dcase2024_task4_baseline/train_sed.py", strong_real=True, marker="data.maestro_root"),
     System("irct", "IRCT: CRNN with an invariance loss at one layer", IRCTTask,
            "./confs/irct/irct_t1_l3_1.yaml", "./exp/irct", ("irct/irct_*.yaml",),
            recipe="recipes/irct/irct_train_sed.py", scores_file="misc/scores.txt", marker="irct"),
@@ -292,8 +294,18 @@ def system_of_task(task_cls: type) -> System:
 
 
 def system_of_config(config: Mapping) -> System | None:
-    """The system whose `marker` section `config` (a checkpoint's hyper-parameters) has; None: none does.
+    """The system whose `marker` key `config` (a checkpoint's hyper-parameters) has (a section: as a mapping);
+    None: none does.
 
-    QAT before CP-Mobile (a QAT config has both sections)."""
-    order = sorted((s for s in SYSTEMS.values() if s.marker), key=lambda s: s.name != "cp_mobile_qat")
-    return next((s for s in order if isinstance(config.get(s.marker), Mapping)), None)
+    QAT before CP-Mobile and DCASE 2024 before the embedding baselines (their configs hold both markers)."""
+    order = sorted((s for s in SYSTEMS.values() if s.marker), key=lambda s: s.name not in FIRST_MARKERS)
+    return next((s for s in order if has_marker(config, s.marker)), None)
+
+
+FIRST_MARKERS = ("cp_mobile_qat", "dcase2024")
+
+
+def has_marker(config: Mapping, marker: str) -> bool:
+    if "." in marker:
+        return get_nested(config, marker, has_marker) is not has_marker
+    return isinstance(config.get(marker), Mapping)

@@ -228,6 +228,11 @@ class SEDTask(SEDData, SEDEvaluation, pl.LightningModule):
     def mix_embeddings(self, batch: TrainBatch, mask: Tensor, permutation: Tensor, weight: float) -> None:
         """Hook: mix `batch.embeddings[mask]` like the features of that part were (default: nothing to mix)."""
 
+    def audio_embeddings(self, audio: Tensor) -> Tensor | None:
+        """Hook: the embeddings the network fuses, computed by the task from waveforms (B, samples), for
+        any-length inference (default: none)."""
+        return None
+
     def inference_inputs(self, audio: Tensor):
         """Hook: waveforms (B, samples) -> the input of `detect` in validation, test and any-length inference
         (`desed_task.inference`). Default: the clamped dB log-mel; a model with a second frontend returns both."""

@@ -36,7 +36,7 @@ class BandEnergyTask(SEDTask):
     def build_student(self):
         return BandEnergy()
 
-    def detect(self, features, model):
+    def detect(self, features, model, embeddings=None):
         return model(features)
 
 

@@ -6,7 +6,11 @@ import runpy
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import soundfile as sf
+
+from desed_task.inference.__main__ import main as detect
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = Path(tempfile.gettempdir()) / "desed_task_tests"
@@ -37,3 +41,12 @@ def test_fast_dev_run_reports_desed_and_maestro_metrics(overrides, tmp_path):
         assert f"test/{model}/psds1_sed_scores_eval" in results
     written = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert written == pytest.approx(results, nan_ok=True)
+
+    # the any-length inference CLI on a long mini MAESTRO recording: 27-class scores, BEATs run per window
+    (recording,) = sorted((ROOT / "mini_maestro_tiny").rglob("*.wav"))[:1]
+    out = tmp_path / "detect"
+    assert detect(["--checkpoint", str(tmp_path / "run" / "last.ckpt"), str(recording), "--out", str(out),
+                   "--embedding_checkpoint", str(checkpoint), "--no_progress"]) == 0
+    table = pd.read_csv(out / "scores" / f"{recording.stem}.tsv", sep="\t")
+    assert len(table.columns) == 2 + 27 and table["offset"].max() == pytest.approx(sf.info(recording).duration,
+                                                                                    abs=0.2)
