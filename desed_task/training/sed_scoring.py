@@ -92,9 +92,11 @@ def write_eval_scores(outputs: dict, encoder: ManyHotEncoder, median_window, dur
 def tune_postprocessing(validation_scores: dict, ground_truth: pd.DataFrame, durations: dict, request: dict,
                         log_dir: Path) -> dict[str, Path]:
     """Per model, the post-processing `request` (`tuning_request`) tuned on its raw validation score tables,
-    saved as `<log_dir>/postprocess_<model>.yaml`; returns those paths."""
+    saved as `<log_dir>/postprocess_<model>.yaml` (the tables too, in `validation_scores_raw/<model>/`, to tune
+    other methods on with `python -m desed_task.postprocess tune`); returns the parameter files."""
     paths = {}
     for model in MODELS:
+        write_scores(validation_scores[model], log_dir / "validation_scores_raw" / model)
         params = tune(request["method"], validation_scores[model], ground_truth, durations, request["objective"])
         paths[model] = save_params(params, log_dir / f"postprocess_{model}.yaml")
         log.info("%s post-processing tuned on %d validation clips (%s %.4f): %s", model,

@@ -228,6 +228,7 @@ def test_postprocessing_tuned_after_training_is_applied_at_test(tmp_path, tiny_o
         params = load_params(tmp_path / f"postprocess_{model}.yaml")
         assert params.method == "median" and params.tuning["clips"] == 16  # all synthetic validation clips
         assert params.tuning["objective"] == "psds1"
+        assert len(load_score_tables(tmp_path / "validation_scores_raw" / model)) == 16
         raw = load_score_tables(tmp_path / "test_scores_raw" / model)
         again = postprocessed_metrics(raw, ground_truth, durations, tmp_path / f"postprocess_{model}.yaml",
                                       f"test/{model}")
