@@ -293,6 +293,10 @@ def system_of_task(task_cls: type) -> System:
     raise BadInput(f"{task_cls.__name__} belongs to no registered system")
 
 
+FIRST_MARKERS = ("cp_mobile_qat", "dcase2024")  # their configs also hold another system's marker
+_ABSENT = object()
+
+
 def system_of_config(config: Mapping) -> System | None:
     """The system whose `marker` key `config` (a checkpoint's hyper-parameters) has (a section: as a mapping);
     None: none does.
@@ -302,10 +306,7 @@ def system_of_config(config: Mapping) -> System | None:
     return next((s for s in order if has_marker(config, s.marker)), None)
 
 
-FIRST_MARKERS = ("cp_mobile_qat", "dcase2024")
-
-
 def has_marker(config: Mapping, marker: str) -> bool:
     if "." in marker:
-        return get_nested(config, marker, has_marker) is not has_marker
+        return get_nested(config, marker, _ABSENT) is not _ABSENT
     return isinstance(config.get(marker), Mapping)

@@ -25,6 +25,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from desed_task.data.build import build_eval_dataset, build_test_dataset
 from desed_task.data.mini import apply_mini_config
+from desed_task.postprocess.tune import tuning_request
 from desed_task.training.callbacks import CodeCarbonCallback, EnvironmentRecord
 from desed_task.training.registry import CONFS, SYSTEMS, System, get_system, system_of_task
 from desed_task.training.sed import build_encoder, load_sed_checkpoint
@@ -32,7 +33,6 @@ from desed_task.training.sed_scoring import MODELS
 from desed_task.utils.allocator import keep_freed_memory
 from desed_task.utils.config import (ConfigSchema, apply_overrides, get_nested, load_config, save_config,
                                      set_nested)
-from desed_task.postprocess.tune import tuning_request
 from desed_task.utils.errors import BadInput, InputError, MissingInput
 from desed_task.utils.files import load_torch_file
 from desed_task.utils.logs import configure_logging
@@ -409,7 +409,7 @@ def single_run(
             best = trainer.checkpoint_callback.best_model_path
             log.info("best model: %s", best or "(none, testing the last weights)")
         if tune_after_training:  # the validation scores of the tested weights, to tune the post-processing on
-            trainer.validate(task, ckpt_path=best or None, verbose=False)
+            task.validate_for_tuning(trainer, best or None)
         trainer.test(task, ckpt_path=best or None, verbose=False)
     else:
         trainer.test(task, verbose=False)

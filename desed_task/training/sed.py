@@ -180,6 +180,7 @@ class SEDTask(SEDData, SEDEvaluation, pl.LightningModule):
         self._outputs: dict[str, list] = {}
         self._synth_val_reference: tuple[pd.DataFrame, dict] | None = None
         self.validation_scores: dict | None = None  # set by `keep_validation_scores`
+        self._keep_validation_scores = False  # set by `validate_for_tuning`
         self._train_loader_generator = torch.Generator()
         self._resumed_rng_states: dict | None = None
         self._first_epoch = 0  # the first epoch this run trains (after the checkpoint's when resuming)

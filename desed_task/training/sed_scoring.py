@@ -89,15 +89,16 @@ def write_eval_scores(outputs: dict, encoder: ManyHotEncoder, median_window, dur
     log.info("evaluation scores written to %s", log_dir / "eval_scores")
 
 
-def tune_postprocessing(validation_scores: dict, ground_truth: pd.DataFrame, durations: dict, request: dict,
-                        log_dir: Path) -> dict[str, Path]:
-    """Per model, the post-processing `request` (`tuning_request`) tuned on its raw validation score tables,
+def tune_postprocessing(validation_scores: dict, request: dict, log_dir: Path) -> dict[str, Path]:
+    """Per model, the post-processing `request` (`tuning_request`) tuned on its raw validation score tables
+    (`validation_scores`: per model, plus their `ground_truth` and `durations`),
     saved as `<log_dir>/postprocess_<model>.yaml` (the tables too, in `validation_scores_raw/<model>/`, to tune
     other methods on with `python -m desed_task.postprocess tune`); returns the parameter files."""
     paths = {}
     for model in MODELS:
         write_scores(validation_scores[model], log_dir / "validation_scores_raw" / model)
-        params = tune(request["method"], validation_scores[model], ground_truth, durations, request["objective"])
+        params = tune(request["method"], validation_scores[model], validation_scores["ground_truth"],
+                      validation_scores["durations"], request["objective"])
         paths[model] = save_params(params, log_dir / f"postprocess_{model}.yaml")
         log.info("%s post-processing tuned on %d validation clips (%s %.4f): %s", model,
                  params.tuning["clips"], request["objective"], params.tuning["value"], paths[model])
@@ -149,7 +150,7 @@ class SEDEvaluation:
     Per-batch outputs are buffered, gathered from every rank in file-id order, scored on rank 0 and the
     metrics sent to every rank. Uses the task's `config`, `encoder`, `log_dir`, `evaluation`, `test_data`,
     `supervised_loss`, `detect`, `inference_inputs`, `batch_embeddings`, `sed_student`, `sed_teacher` and the state
-    `SEDTask.__init__` sets (`_outputs`, `_synth_val_reference`, `test_results`).
+    `SEDTask.__init__` sets (`_outputs`, `_synth_val_reference`, `_keep_validation_scores`, `test_results`).
     """
 
     # ------------------------------------------------------------------ buffers shared by validation and test
@@ -203,11 +204,17 @@ class SEDEvaluation:
 
     def on_validation_epoch_end(self) -> None:
         outputs = {name: self._collect(f"val_{name}") for name in self.validation_sets()}
-        if tuning_request(self.config["training"].get("postprocess")) and self.global_rank == 0 and outputs["synth"]:
+        if self._keep_validation_scores and self.global_rank == 0 and outputs["synth"]:
             self.keep_validation_scores(outputs["synth"])
         results = self._validation_metrics(**outputs) if self.global_rank == 0 else {}
         for name, value in broadcast_from_rank0(results).items():
             self.log(name, value, prog_bar=name == "val/obj_metric", sync_dist=True)  # equal on every rank
+
+    def validate_for_tuning(self, trainer, ckpt_path: str | None) -> None:
+        """Validate the weights of `ckpt_path` (None: the current ones) once more, keeping their raw synthetic
+        validation scores (`keep_validation_scores`) to tune the post-processing on before testing."""
+        self._keep_validation_scores = True
+        trainer.validate(self, ckpt_path=ckpt_path, verbose=False)
 
     def keep_validation_scores(self, synth: dict) -> None:
         """Raw score tables of the synthetic validation set per model, with its ground truth and durations
@@ -287,6 +294,5 @@ class SEDEvaluation:
             if self.validation_scores is None:
                 raise BadInput("training.postprocess asks to tune on the synthetic validation set, which was "
                                "not scored before testing")
-            kept = self.validation_scores
-            postprocess = tune_postprocessing(kept, kept["ground_truth"], kept["durations"], request, self.log_dir)
+            postprocess = tune_postprocessing(self.validation_scores, request, self.log_dir)
         return report_test_metrics(outputs, self.encoder, self.config, self.log_dir, postprocess)

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from desed_task.nnet.beats import BEATs
-from desed_task.training.registry import SYSTEMS
-from desed_task.training.run import build_parser, main as run_main, resolve_system_config
+from desed_task.training.run import build_parser, main as run_main
+from desed_task.utils.config import get_nested, load_config
 from desed_task.utils.errors import InputError
 from desed_task.utils.files import atomic_path
 
@@ -37,11 +37,12 @@ def main(argv=None):
     argv = [*DEFAULTS, *(sys.argv[1:] if argv is None else argv)]
     args = build_parser("dcase2024").parse_args(argv)
     try:
-        config = resolve_system_config(args.conf_file, [*args.set_overrides, *args.overrides], SYSTEMS["dcase2024"])
+        checkpoint = get_nested(load_config(args.conf_file, [*args.set_overrides, *args.overrides]),
+                                "pretrained.checkpoint")
     except InputError:
-        config = None  # the runner reports the bad input in its own words
-    if config is not None:
-        write_random_beats(Path(config["pretrained"]["checkpoint"]))
+        checkpoint = None  # the runner checks the config and reports bad input in its own words
+    if checkpoint:
+        write_random_beats(Path(checkpoint))
     return run_main(argv, system="dcase2024")
 
 
