@@ -60,11 +60,15 @@ class DemoSpread:
     metrics: dict[str, dict | None]
     tolerance: float
     config: str | None = None
+    overrides: tuple[str, ...] = ()  # the make target's `key=value` overrides of `config`
+    run_specific: tuple[str, ...] = ()  # dotted keys each run sets to its own value (a checkpoint path)
 
     @classmethod
     def load_all(cls, path: Path) -> list["DemoSpread"]:
         fields = {"name", "command", "log_dir", "metrics", "tolerance", "config"}
-        return [cls(**{k: v for k, v in entry.items() if k in fields}) for entry in json.loads(path.read_text())["demos"]]
+        return [cls(**{k: v for k, v in entry.items() if k in fields},
+                    overrides=tuple(entry.get("overrides", ())), run_specific=tuple(entry.get("run_specific", ())))
+                for entry in json.loads(path.read_text())["demos"]]
 
 
 def four(value: float) -> str:
@@ -121,15 +125,25 @@ class Sources:
         return self._once(f"evaluation:{source}", report)
 
 
-def check_demo_config(log_dir: Path, conf: Path) -> None:
-    """The run in `log_dir` used `conf` as it is now (the `data` paths aside, which the mini dataset sets)."""
+def check_demo_config(log_dir: Path, conf: Path, overrides=(), run_specific=()) -> None:
+    """The run in `log_dir` used `conf` as it is now with the demo's `overrides` (the `data` paths aside, which
+    the mini dataset sets, and the `run_specific` keys)."""
     import yaml
+
+    from desed_task.utils.config import apply_overrides
 
     saved_path = log_dir / "config.yaml"
     if not saved_path.is_file():
         raise FileNotFoundError(f"{saved_path}: not found (is {log_dir} the log directory of a demo run?)")
     saved = yaml.safe_load(saved_path.read_text())
-    current = yaml.safe_load(conf.read_text())
+    current = apply_overrides(yaml.safe_load(conf.read_text()), overrides)
+    for config in (saved, current):
+        for dotted in run_specific:
+            *sections, key = dotted.split(".")
+            node = config
+            for section in sections:
+                node = node.get(section) or {}
+            node.pop(key, None)
     differing = sorted(section for section in set(saved) | set(current)
                        if section != "data" and saved.get(section) != current.get(section))
     if differing:
@@ -143,7 +157,7 @@ def check_demo(demo: DemoSpread, log_dir: Path) -> dict:
     try:
         path = latest_metrics(log_dir)
         if demo.config:
-            check_demo_config(path.parent, REPO / demo.config)
+            check_demo_config(path.parent, REPO / demo.config, demo.overrides, demo.run_specific)
         metrics = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         result["status"] = f"error: {error} (run `{demo.command}`)"

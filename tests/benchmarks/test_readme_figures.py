@@ -46,6 +46,30 @@ def test_every_demo_entry_names_an_existing_make_target_and_config():
         assert demo.command.startswith("make ") and f"\n{demo.command.split()[1]}:" in makefile, demo.name
         assert demo.config is None or (REPO / demo.config).is_file()
         assert demo.metrics and demo.tolerance >= 0
+        target = makefile.split(f"\n{demo.command.split()[1]}:")[1].split("\n\n")[0]
+        assert all(override in target for override in demo.overrides), demo.name
+
+
+def test_a_demo_config_is_compared_with_its_overrides_and_without_run_specific_keys(tmp_path):
+    import yaml
+
+    from desed_task.utils.config import apply_overrides, load_config
+
+    stage2 = next(d for d in readme_figures.DemoSpread.load_all(REPO / "benchmarks/demo_spread.json")
+                  if d.name == "atst_sed_stage2")
+    conf = REPO / stage2.config
+    assert stage2.overrides and stage2.run_specific == ("init.model_init",)
+
+    def saved(*extra):
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(apply_overrides(load_config(str(conf)), extra)))
+
+    saved(*stage2.overrides, "init.model_init=exp/demo_atst/stage1/epoch=7-step=176.ckpt")
+    readme_figures.check_demo_config(tmp_path, conf, stage2.overrides, stage2.run_specific)
+    with pytest.raises(ValueError, match=r"differs .* in \['init', 'opt', 'training'\]"):
+        readme_figures.check_demo_config(tmp_path, conf)
+    saved(*stage2.overrides, "training.const_max=60")
+    with pytest.raises(ValueError, match=r"in \['training'\]"):
+        readme_figures.check_demo_config(tmp_path, conf, stage2.overrides, stage2.run_specific)
 
 
 @pytest.fixture
@@ -97,3 +121,24 @@ def test_an_unrecorded_spread_or_another_config_is_not_ok(baseline_demo, tmp_pat
     (log_dir / "config.yaml").write_text(readme_figures.DEFAULT_CONF.read_text())
     code, result = run(spread, log_dir, metrics, tmp_path)
     assert code == 1 and "differs from confs/dcase2022_task4_baseline/demo.yaml" in result["status"]
+
+
+def test_the_readme_demo_table_shows_the_recorded_spread():
+    """Each row of the README's "Demo results" is one metric's recorded spread (to its 4 printed decimals) and
+    names the seeds it was recorded over, so the table cannot drift from `demo_spread.json`."""
+    demos = readme_figures.DemoSpread.load_all(REPO / "benchmarks/demo_spread.json")
+    raw = {demo["name"]: demo for demo in json.loads((REPO / "benchmarks/demo_spread.json").read_text())["demos"]}
+    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `make ")]
+    assert len(rows) >= len(demos)
+    shown = set()
+    for row in rows:
+        command, _, label, *printed, seeds = [cell.strip() for cell in row.strip("|").split("|")]
+        values = [float(cell) for cell in printed]
+        matches = [(demo.name, name) for demo in demos if demo.command == command.strip("`")
+                   for name, spread in demo.metrics.items()
+                   if spread and all(abs(spread[key] - value) <= 5.1e-5
+                                     for key, value in zip(("median", "min", "max"), values))
+                   and sorted(int(seed) for seed in seeds.split(",")) == sorted(raw[demo.name]["seeds"])]
+        assert matches, f"README row {label!r} of {command}: no recorded spread {values} over seeds {seeds}"
+        shown.update(name for name, _ in matches)
+    assert shown == {demo.name for demo in demos}, "every demo of demo_spread.json has a README row"
