@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import re
@@ -27,7 +28,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +38,7 @@ DEMO_CONF = REPO / "confs/dcase2022_task4_baseline/demo.yaml"
 DEFAULT_CONF = REPO / "confs/dcase2022_task4_baseline/default.yaml"
 
 
-@dataclass
+@dataclasses.dataclass
 class Figure:
     """Numbers stated in `document` (relative to the repository): `pattern`'s groups, re-computed by
     `compute(sources)` as strings formatted like the document's."""
@@ -50,7 +50,7 @@ class Figure:
     compute: Callable[["Sources"], list[str]]
 
 
-@dataclass
+@dataclasses.dataclass
 class DemoSpread:
     """One demo's entry of `demo_spread.json`: where its run lands and each metric's {median, min, max}."""
 
@@ -60,14 +60,14 @@ class DemoSpread:
     metrics: dict[str, dict | None]
     tolerance: float
     config: str | None = None
+    seeds: tuple[int, ...] = ()  # the seeds the spread was recorded over
     overrides: tuple[str, ...] = ()  # the make target's `key=value` overrides of `config`
     run_specific: tuple[str, ...] = ()  # dotted keys each run sets to its own value (a checkpoint path)
 
     @classmethod
     def load_all(cls, path: Path) -> list["DemoSpread"]:
-        fields = {"name", "command", "log_dir", "metrics", "tolerance", "config"}
-        return [cls(**{k: v for k, v in entry.items() if k in fields},
-                    overrides=tuple(entry.get("overrides", ())), run_specific=tuple(entry.get("run_specific", ())))
+        fields = {field.name for field in dataclasses.fields(cls)}
+        return [cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields})
                 for entry in json.loads(path.read_text())["demos"]]
 
 
